@@ -1,0 +1,114 @@
+"""User configuration: [tool.ci-checks] in the target repository's pyproject.toml, validated."""
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from ci_checks._errors import UserError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+FORMATS = ("text", "json", "github")
+TOP_LEVEL: dict[str, type | tuple[type, ...]] = {
+    "spec": str,
+    "format": str,
+    "output": str,
+    "device": str,
+    "seed": int,
+    "checks": list,
+    "skip": list,
+}
+
+
+def find_pyproject(start: str | None = None) -> str | None:
+    """The nearest pyproject.toml at or above start (the working directory by default)."""
+    here = os.path.abspath(start or os.getcwd())
+    while True:
+        candidate = os.path.join(here, "pyproject.toml")
+        if os.path.isfile(candidate):
+            return candidate
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+
+
+def _closest(key: str, valid: list[str]) -> str:
+    match = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    return f"did you mean '{match[0]}'?" if match else f"valid keys: {', '.join(sorted(valid))}"
+
+
+def load_config(path: str | None, *, defaults: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Read and validate [tool.ci-checks]; a missing file or table is an empty configuration."""
+    if path is None:
+        return {}
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise UserError(f"{path}: config file not found; pass an existing pyproject.toml to --config") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{path}: invalid TOML ({e}); fix the file") from None
+    table = data.get("tool", {}).get("ci-checks", {})
+    return validate_config(table, defaults=defaults, where=f"{path} [tool.ci-checks]")
+
+
+def validate_config(table: Mapping[str, Any], *, defaults: Mapping[str, Mapping[str, Any]], where: str) -> dict[str, Any]:
+    """Check keys and types against the known settings; unknown keys are rejected with the closest valid one."""
+    valid = list(TOP_LEVEL) + list(defaults)
+    config: dict[str, Any] = {}
+    for key, value in table.items():
+        if key in TOP_LEVEL:
+            expected = TOP_LEVEL[key]
+            if not isinstance(value, expected) or isinstance(value, bool) and expected is int:
+                raise UserError(f"{where}: '{key}' must be {_type_name(expected)}, got {value!r}")
+            if key == "format" and value not in FORMATS:
+                raise UserError(f"{where}: format must be one of {', '.join(FORMATS)}, got {value!r}")
+            if key in ("checks", "skip"):
+                for name in value:
+                    if name not in defaults:
+                        raise UserError(f"{where}: {key} names unknown check {name!r}; {_closest(str(name), list(defaults))}")
+            config[key] = value
+        elif key in defaults:
+            if not isinstance(value, Mapping):
+                raise UserError(f"{where}: '{key}' must be a table ([tool.ci-checks.{key}])")
+            config[key] = {k: coerce_setting(key, k, v, defaults[key], where=where) for k, v in value.items()}
+        else:
+            raise UserError(f"{where}: unknown key '{key}'; {_closest(key, valid)}")
+    return config
+
+
+def coerce_setting(check: str, key: str, value: Any, known: Mapping[str, Any], *, where: str) -> Any:
+    """Validate one per-check setting against its default's type."""
+    if key not in known:
+        hint = _closest(key, list(known)) if known else f"'{check}' takes no settings"
+        raise UserError(f"{where}: unknown setting '{check}.{key}'; {hint}")
+    default = known[key]
+    if value is None or default is None and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    if isinstance(default, bool) or isinstance(value, bool):
+        if isinstance(value, bool) and isinstance(default, bool):
+            return value
+    elif isinstance(default, int) and isinstance(value, int):
+        return value
+    elif isinstance(default, float) and isinstance(value, (int, float)):
+        return float(value)
+    raise UserError(f"{where}: '{check}.{key}' must be {type(default).__name__ if default is not None else 'a number'}, got {value!r}")
+
+
+def parse_value(text: str) -> Any:
+    """Parse a --set value the way TOML would (numbers, booleans), else keep the string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _type_name(t: type | tuple[type, ...]) -> str:
+    return {str: "a string", int: "an integer", list: "a list"}.get(t if isinstance(t, type) else str, str(t))

@@ -1,0 +1,569 @@
+"""The engine behind the training checks: builds the user's objects, trains through their step, observes it.
+
+One instrumented run is shared by the checks of a suite (memorization, loss decrease, finite values,
+parameter updates, train mode, checkpoint), so `train-check` trains once rather than once per check.
+"""
+from __future__ import annotations
+
+import fnmatch
+import math
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ci_checks import _tree
+from ci_checks._errors import UserError
+from ci_checks.spec import TrainingSpec, location_of
+
+MODE_DEPENDENT = (
+    torch.nn.modules.dropout._DropoutNd,
+    torch.nn.modules.batchnorm._BatchNorm,
+    torch.nn.modules.instancenorm._InstanceNorm,
+)
+
+
+class StepFailed(Exception):
+    """The user's training step raised: a finding of the check, not bad input."""
+
+    def __init__(self, step: int, error: BaseException) -> None:
+        super().__init__(f"step {step}: {type(error).__name__}: {error}")
+        self.step = step
+        self.error = error
+
+    def describe(self) -> str:
+        msg = str(self.error).strip().splitlines()[0] if str(self.error).strip() else ""
+        text = f"the training step raised {type(self.error).__name__} at step {self.step}: {msg}"
+        if "does not require grad" in msg or "does not have a grad_fn" in msg:
+            text += " - the loss is detached from the model (.detach(), .item(), torch.no_grad() or .data on the path)"
+        elif "modified by an inplace operation" in msg:
+            text += " - an in-place operation overwrote a tensor autograd needs"
+        return text
+
+
+@dataclass
+class Task:
+    """What the batch's targets say about the task, so fit can be judged by accuracy or R^2."""
+
+    kind: str  # classification | binary | regression | other
+    num_classes: int | None = None
+    class_dim: int | None = None
+
+    def describe(self) -> str:
+        if self.kind == "classification":
+            return f"classification, {self.num_classes} classes"
+        return self.kind
+
+
+@dataclass
+class Run:
+    """What one instrumented training run observed."""
+
+    losses: list[float] = field(default_factory=list)
+    fits: list[float | None] = field(default_factory=list)
+    steps_to_memorize: int | None = None
+    stop_reason: str = ""
+    error: StepFailed | None = None
+    seconds: float = 0.0
+    nonfinite: tuple[int, str] | None = None
+    stale_grad: tuple[int, str] | None = None
+    grad_norms: dict[str, float] = field(default_factory=dict)  # after step 1
+    changes: dict[str, float] = field(default_factory=dict)  # max abs change per parameter in step 1
+    root_modes: list[bool] = field(default_factory=list)
+    forward_calls: list[int] = field(default_factory=list)
+    optimizer_ids: set[int] = field(default_factory=set)
+    stale_optimizer_params: int = 0
+    lr_by_param: dict[str, float | None] = field(default_factory=dict)
+    in_optimizer: dict[str, bool] = field(default_factory=dict)
+    requires_grad: dict[str, bool] = field(default_factory=dict)
+    bn_updated: dict[str, bool] = field(default_factory=dict)
+    mode_dependent: list[str] = field(default_factory=list)
+    plain_tensors: dict[str, bool] = field(default_factory=dict)  # name -> changed during training
+    state_at: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+    rng_at: dict[int, Any] = field(default_factory=dict)
+    checkpoint_path: str | None = None
+    checkpoint_error: BaseException | None = None
+
+
+def _clone_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "random": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    try:
+        import numpy as np
+
+        state["numpy"] = np.random.get_state()
+    except ImportError:  # pragma: no cover - numpy ships with the torch extra
+        pass
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["random"])
+    if "cuda" in state:
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if "numpy" in state:
+        import numpy as np
+
+        np.random.set_state(state["numpy"])
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch, random and numpy's global generator, as Lightning's seed_everything does."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % 2**32)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+@contextmanager
+def probe_mode(model: torch.nn.Module, training: bool = False) -> Iterator[None]:
+    """Run the kit's own probe in a mode, then give every submodule back the mode it had."""
+    modes = [(m, m.training) for m in model.modules()]
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        model.train(training)
+        try:
+            yield
+        finally:
+            for m, was in modes:
+                m.training = was
+
+
+def matches(name: str, patterns: Any) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) or name == p or name.startswith(p + ".") for p in patterns)
+
+
+class Harness:
+    """Build, train and probe the objects a TrainingSpec describes."""
+
+    def __init__(self, spec: TrainingSpec, *, device: str | None = None, seed: int | None = None) -> None:
+        self.spec = spec
+        self.device = torch.device(device or spec.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.seed = spec.seed if seed is None else seed
+        self.batch = _tree.map_tree(spec.batch, lambda t: t.to(self.device))
+        self.inputs, self.targets = self.batch
+        self.step_location = location_of(spec.train_step) if spec.train_step else None
+        self._task: Task | None = None
+        self.init_loss: float | None = None
+        self.init_prediction: torch.Tensor | None = None
+        self._runs: dict[tuple[Any, ...], Run] = {}
+
+    # ------------------------------------------------------------ building and stepping
+
+    def build(self, seed: int | None = None) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        seed_everything(self.seed if seed is None else seed)
+        spec = self.spec
+        try:
+            if spec.setup is not None:
+                built = spec.setup()
+                if not isinstance(built, (tuple, list)) or len(built) != 2:
+                    raise UserError(f"setup() must return (model, optimizer), got {type(built).__name__}")
+                model, optimizer = built
+            else:
+                assert spec.model_factory is not None and spec.optimizer_factory is not None
+                model = spec.model_factory()
+                if not isinstance(model, torch.nn.Module):
+                    raise UserError(
+                        f"model_factory() must return a torch.nn.Module, got {type(model).__name__}"
+                    )
+                model = model.to(self.device)
+                optimizer = spec.optimizer_factory(model.parameters())
+        except UserError:
+            raise
+        except Exception as e:
+            which = "setup()" if spec.setup is not None else "model_factory()/optimizer_factory()"
+            raise UserError(f"{which} raised {type(e).__name__}: {e} (rerun with --debug)") from e
+        if not isinstance(model, torch.nn.Module):
+            raise UserError(f"setup() must return a torch.nn.Module first, got {type(model).__name__}")
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise UserError(
+                f"the optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}; "
+                "optimizer_factory(params) should return e.g. torch.optim.Adam(params, lr=1e-3)"
+            )
+        return model, optimizer
+
+    def forward(self, model: torch.nn.Module, inputs: Any = None) -> Any:
+        inputs = self.inputs if inputs is None else inputs
+        if self.spec.forward is not None:
+            return self.spec.forward(model, inputs)
+        if isinstance(inputs, dict):
+            return model(**inputs)
+        if isinstance(inputs, (tuple, list)):
+            return model(*inputs)
+        return model(inputs)
+
+    def prediction(self, outputs: Any) -> torch.Tensor | None:
+        if self.spec.prediction is not None:
+            pred = self.spec.prediction(outputs)
+            return pred if isinstance(pred, torch.Tensor) else None
+        return _tree.find_prediction(outputs)
+
+    def loss_of(self, outputs: Any) -> torch.Tensor:
+        assert self.spec.loss_fn is not None
+        return self.spec.loss_fn(outputs, self.targets)
+
+    def step(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> float:
+        """One training step: the user's own when given, else zero_grad/forward/backward/step."""
+        if self.spec.train_step is not None:
+            loss = self.spec.train_step(model, self.batch, self.spec.loss_fn, optimizer)
+        else:
+            model.train()
+            optimizer.zero_grad(set_to_none=True)
+            loss = self.loss_of(self.forward(model))
+            loss.backward()
+            optimizer.step()
+        if isinstance(loss, torch.Tensor):
+            if loss.numel() != 1:
+                raise UserError(f"train_step returned a tensor of shape {list(loss.shape)}; return the scalar loss")
+            return float(loss.detach().float().cpu())
+        if isinstance(loss, (int, float)):
+            return float(loss)
+        raise UserError(f"train_step must return the loss (a scalar tensor or float), got {type(loss).__name__}")
+
+    # ------------------------------------------------------------ preflight: bad input exits 2
+
+    def preflight(self) -> None:
+        """Build once and run the kit's forward and loss: problems here are the spec's, reported as exit 2."""
+        if self.init_loss is not None:
+            return
+        model, _ = self.build()
+        try:
+            outputs = self.forward(model)
+        except Exception as e:
+            raise UserError(
+                f"the model rejected the spec's batch: {type(e).__name__}: {_first_line(e)}; fix the batch "
+                "shapes/dtypes, or give forward(model, inputs) in the spec if the model is called differently"
+            ) from e
+        try:
+            loss = self.loss_of(outputs)
+        except Exception as e:
+            raise UserError(
+                f"loss_fn(outputs, targets) raised {type(e).__name__}: {_first_line(e)}; loss_fn gets the "
+                "model's output as it is (a tuple or dict when the model returns one)"
+            ) from e
+        if not isinstance(loss, torch.Tensor):
+            raise UserError(f"loss_fn must return a scalar tensor, got {type(loss).__name__}")
+        if loss.numel() != 1:
+            raise UserError(
+                f"loss_fn returned a tensor of shape {list(loss.shape)}, not a scalar; reduce it "
+                "(e.g. .mean(), or reduction='mean')"
+            )
+        if not loss.is_floating_point():
+            raise UserError(f"loss_fn returned a {loss.dtype} tensor; the loss must be floating point")
+        self.init_loss = float(loss.detach().float().cpu())
+        pred = self.prediction(outputs)
+        self.init_prediction = None if pred is None else pred.detach()
+
+    # ------------------------------------------------------------ task and fit
+
+    @property
+    def task(self) -> Task:
+        if self._task is None:
+            self.preflight()
+            self._task = self._detect_task(self.init_prediction)
+        return self._task
+
+    def _detect_task(self, pred: torch.Tensor | None) -> Task:
+        targets = self.targets
+        wanted = self.spec.task
+        if pred is None or not isinstance(targets, torch.Tensor) or wanted == "other":
+            return Task("other")
+        if not targets.is_floating_point() and not targets.is_complex() and wanted != "regression":
+            for dim in dict.fromkeys((1 if pred.dim() > 1 else -1, pred.dim() - 1)):
+                c = int(pred.shape[dim])
+                if c > 1 and pred.numel() // c == targets.numel():
+                    return Task("classification", self.spec.num_classes or c, dim)
+            if pred.numel() == targets.numel():
+                return Task("binary")
+            return Task("other")
+        if targets.is_floating_point() and pred.numel() == targets.numel():
+            values = targets.unique()
+            binary = values.numel() <= 2 and bool(((values == 0) | (values == 1)).all())
+            if binary and wanted != "regression":
+                return Task("binary")
+            return Task("regression")
+        return Task("other")
+
+    def fit(self, pred: torch.Tensor | None) -> float | None:
+        """How well predictions fit the batch's targets: accuracy, or R^2 for regression; None if unknown."""
+        task = self.task
+        if pred is None or task.kind == "other" or not isinstance(self.targets, torch.Tensor):
+            return None
+        pred = pred.detach().float()
+        targets = self.targets
+        try:
+            if task.kind == "classification":
+                assert task.class_dim is not None
+                flat = pred.movedim(task.class_dim, -1).reshape(-1, pred.shape[task.class_dim])
+                t = targets.reshape(-1)
+                keep = t >= 0  # ignore_index (-100) and padding
+                if not bool(keep.any()):
+                    return None
+                return float((flat.argmax(-1)[keep] == t[keep]).float().mean())
+            if task.kind == "binary":
+                p = pred.reshape(-1)
+                outside = bool(((p < 0) | (p > 1)).any())
+                threshold = 0.0 if outside else 0.5
+                return float(((p > threshold).float() == targets.reshape(-1).float()).float().mean())
+            t = targets.reshape(-1).float()
+            p = pred.reshape(-1)
+            var = float(((t - t.mean()) ** 2).sum())
+            if var == 0.0:
+                return None
+            return 1.0 - float(((p - t) ** 2).sum()) / var
+        except RuntimeError:
+            return None
+
+    def eval_fit(self, model: torch.nn.Module) -> float | None:
+        with probe_mode(model, training=False), torch.no_grad():
+            return self.fit(self.prediction(self.forward(model)))
+
+    # ------------------------------------------------------------ the instrumented run
+
+    def run(
+        self,
+        *,
+        max_steps: int,
+        min_steps: int = 0,
+        max_seconds: float = math.inf,
+        done: Callable[[float, float | None], bool] | None = None,
+        checkpoint_step: int | None = None,
+        keep_states: tuple[int, ...] = (),
+        progress: Callable[[int, float, float | None], None] | None = None,
+    ) -> Run:
+        """Train one freshly built model through the user's step, with hooks that watch everything."""
+        key = (max_steps, min_steps, max_seconds, checkpoint_step, keep_states)
+        if key in self._runs:
+            return self._runs[key]
+        self.preflight()
+        model, optimizer = self.build()
+        run = Run()
+        run.optimizer_ids = {id(p) for g in optimizer.param_groups for p in g["params"]}
+        named = dict(model.named_parameters())
+        model_ids = {id(p) for p in named.values()}
+        run.stale_optimizer_params = len(run.optimizer_ids - model_ids)
+        lr_of: dict[int, float | None] = {}
+        for g in optimizer.param_groups:
+            for p in g["params"]:
+                lr = g.get("lr")
+                lr_of[id(p)] = float(lr) if isinstance(lr, (int, float)) else None
+        run.lr_by_param = {n: lr_of.get(id(p)) for n, p in named.items()}
+        run.in_optimizer = {n: id(p) in run.optimizer_ids for n, p in named.items()}
+        run.requires_grad = {n: p.requires_grad for n, p in named.items()}
+        run.mode_dependent = [n or "model" for n, m in model.named_modules() if isinstance(m, MODE_DEPENDENT)]
+        state = _Observer(run, model, named)
+        before = {n: p.detach().clone() for n, p in named.items()}
+        bn_before = {
+            n: m.running_mean.detach().clone()
+            for n, m in model.named_modules()
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None
+        }
+        plain_before = {k: v.detach().clone() for k, v in _plain_tensors(model)}
+        start = time.perf_counter()
+        try:
+            for step in range(1, max_steps + 1):
+                state.begin_step(step)
+                try:
+                    loss = self.step(model, optimizer)
+                except UserError:
+                    raise
+                except Exception as e:
+                    run.error = StepFailed(step, e)
+                    run.stop_reason = "error"
+                    break
+                finally:
+                    state.end_step()
+                run.losses.append(loss)
+                if not math.isfinite(loss) and run.nonfinite is None:
+                    run.nonfinite = (step, "the loss")
+                if step == 1:
+                    run.changes = {n: float((p.detach() - before[n]).abs().max()) if p.numel() else 0.0
+                                   for n, p in named.items()}
+                    run.grad_norms = dict(state.grad_norms)
+                    for n, m in model.named_modules():
+                        if n in bn_before and m.running_mean is not None:
+                            run.bn_updated[n] = not torch.equal(m.running_mean, bn_before[n])
+                if run.nonfinite is None:
+                    for n, p in named.items():
+                        if not bool(torch.isfinite(p).all()):
+                            run.nonfinite = (step, f"parameter {n}")
+                            break
+                fit = state.train_fit(self)
+                if self.task.kind != "other":
+                    eval_fit = self.eval_fit(model)
+                    if eval_fit is not None and (fit is None or eval_fit > fit):
+                        fit = eval_fit
+                run.fits.append(fit)
+                if step in keep_states:
+                    run.state_at[step] = _clone_state(model)
+                if checkpoint_step == step:
+                    self._save(model, optimizer, run, step)
+                if progress is not None:
+                    progress(step, loss, fit)
+                if run.steps_to_memorize is None and done is not None and done(loss, fit):
+                    run.steps_to_memorize = step
+                if run.steps_to_memorize is not None and step >= min_steps:
+                    run.stop_reason = "memorized"
+                    break
+                if time.perf_counter() - start > max_seconds and step >= min_steps:
+                    run.stop_reason = "time budget"
+                    break
+            else:
+                run.stop_reason = "step budget"
+        finally:
+            state.close()
+        run.seconds = time.perf_counter() - start
+        run.plain_tensors = {
+            k: not (v.shape == plain_before[k].shape and torch.equal(v, plain_before[k]))
+            for k, v in _plain_tensors(model)
+            if k in plain_before
+        }
+        self._runs[key] = run
+        return run
+
+    def _save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, run: Run, step: int) -> None:
+        fd, path = tempfile.mkstemp(prefix="ci-checks-ckpt-", suffix=".pt")
+        os.close(fd)
+        run.checkpoint_path = path
+        run.state_at[step] = _clone_state(model)
+        run.rng_at[step] = _rng_state()
+        try:
+            if self.spec.save_checkpoint is not None:
+                self.spec.save_checkpoint(model, optimizer, path)
+            else:
+                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, path)
+        except Exception as e:  # reported by the checkpoint check
+            run.checkpoint_error = e
+        _set_rng_state(run.rng_at[step])
+
+    def resume(self, run: Run, step: int, steps: int) -> tuple[list[float], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Build fresh objects, load the run's checkpoint, continue: return losses and states (loaded, final)."""
+        assert run.checkpoint_path is not None
+        model, optimizer = self.build(seed=self.seed + 1)
+        if self.spec.load_checkpoint is not None:
+            self.spec.load_checkpoint(model, optimizer, run.checkpoint_path)
+        else:
+            ckpt = torch.load(run.checkpoint_path, map_location=self.device, weights_only=False)
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+        loaded = _clone_state(model)
+        _set_rng_state(run.rng_at[step])
+        losses = []
+        for _ in range(steps):
+            losses.append(self.step(model, optimizer))
+        return losses, loaded, _clone_state(model)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _plain_tensors(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """Tensors stored on modules as plain attributes: not in state_dict, not moved by .to()."""
+    for mod_name, module in model.named_modules():
+        for attr, value in vars(module).items():
+            if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter) and not attr.startswith("_"):
+                yield (f"{mod_name}.{attr}" if mod_name else attr), value
+
+
+class _Observer:
+    """Hooks on the model and its parameters that record what happens inside the user's step."""
+
+    def __init__(self, run: Run, model: torch.nn.Module, named: dict[str, torch.nn.Parameter]) -> None:
+        self.run = run
+        self.step = 0
+        self.active = False
+        self.outputs: list[Any] = []
+        self.grad_norms: dict[str, float] = {}
+        self.arrived: set[str] = set()
+        self.version_at_accum: dict[str, int] = {}
+        self.handles: list[Any] = []
+        self.handles.append(model.register_forward_pre_hook(self._pre_forward))
+        self.handles.append(model.register_forward_hook(self._post_forward))
+        for name, p in named.items():
+            if p.requires_grad:
+                self.handles.append(p.register_hook(self._incoming(name, p)))
+                self.handles.append(p.register_post_accumulate_grad_hook(self._accumulated(name)))
+
+    def begin_step(self, step: int) -> None:
+        self.step = step
+        self.active = True
+        self.outputs = []
+        self.arrived = set()
+        self.run.forward_calls.append(0)
+
+    def end_step(self) -> None:
+        self.active = False
+
+    def close(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+    def _pre_forward(self, module: torch.nn.Module, args: Any) -> None:
+        if self.active:
+            self.run.root_modes.append(module.training)
+            self.run.forward_calls[-1] += 1
+
+    def _post_forward(self, module: torch.nn.Module, args: Any, output: Any) -> None:
+        if not self.active:
+            return
+        self.outputs.append(output)
+        if self.run.nonfinite is None:
+            for path, t in _tree.leaves(output):
+                if t.is_floating_point() and not bool(torch.isfinite(t.detach()).all()):
+                    self.run.nonfinite = (self.step, f"model output{'' if path == 'tensor' else ' ' + path}")
+                    break
+
+    def _incoming(self, name: str, p: torch.Tensor) -> Callable[[torch.Tensor], None]:
+        def hook(grad: torch.Tensor) -> None:
+            if not self.active or name in self.arrived:
+                return
+            self.arrived.add(name)
+            # A gradient left from an earlier step whose update already changed the parameter is stale:
+            # accumulating onto it means zero_grad() is missing.
+            old = p.grad
+            if (
+                self.run.stale_grad is None
+                and old is not None
+                and name in self.version_at_accum
+                and p._version != self.version_at_accum[name]
+                and bool((old != 0).any())
+            ):
+                self.run.stale_grad = (self.step, name)
+
+        return hook
+
+    def _accumulated(self, name: str) -> Callable[[torch.Tensor], None]:
+        def hook(p: torch.Tensor) -> None:
+            if not self.active or p.grad is None:
+                return
+            self.version_at_accum[name] = p._version
+            g = p.grad.detach()
+            if self.step == 1:
+                self.grad_norms[name] = float(g.float().norm())
+            if self.run.nonfinite is None and not bool(torch.isfinite(g).all()):
+                self.run.nonfinite = (self.step, f"gradient of {name}")
+
+        return hook
+
+    def train_fit(self, harness: Harness) -> float | None:
+        if len(self.outputs) != 1:
+            return None  # several forwards in one step (gradient accumulation): judged in eval mode instead
+        return harness.fit(harness.prediction(self.outputs[0]))

@@ -1,0 +1,56 @@
+"""finite-values: no NaN or Inf in outputs, loss, gradients or parameters; names the first tensor where one appeared."""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ci_checks._report import CheckResult
+
+if TYPE_CHECKING:
+    from ci_checks.checks import Session
+    from ci_checks.spec import TrainingSpec
+
+NAME = "finite-values"
+HELP = "no NaN/Inf in outputs, loss, gradients or parameters during training"
+SETTINGS: dict[str, Any] = {}
+
+
+def check(session: Session) -> CheckResult:
+    result = CheckResult(NAME)
+    if session.step_failed(result):
+        return result
+    run = session.main_run()
+    result.figures["steps_watched"] = len(run.losses)
+    if run.nonfinite is None:
+        result.summary = f"all finite over {len(run.losses)} steps"
+        return result
+    step, what = run.nonfinite
+    first_loss = run.losses[0] if run.losses else math.nan
+    result.add(
+        "error",
+        f"{NAME}: NaN/Inf first appeared in {what} at step {step} (loss went {first_loss:.4g} -> "
+        f"{run.losses[step - 1] if len(run.losses) >= step else math.nan:.4g}) - learning rate too high "
+        "(exploding updates), log/sqrt/division of zero, or missing gradient clipping",
+        location=session.location, step=step, tensor=what,
+    )
+    result.summary = f"non-finite {what} at step {step}"
+    result.figures["first_nonfinite_step"] = step
+    return result
+
+
+def finite_values(spec: TrainingSpec | str, *, settings: dict[str, Any] | None = None, device: str | None = None) -> CheckResult:
+    """Run this check alone on a spec."""
+    from ci_checks.checks import run_checks
+
+    return run_checks(spec, [NAME], settings={NAME: settings or {}}, device=device).checks[0]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ci_checks.checks import check_main
+
+    return check_main(NAME, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

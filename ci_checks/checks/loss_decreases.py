@@ -1,0 +1,60 @@
+"""loss-decreases: the loss goes down over the first steps."""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ci_checks._report import CheckResult
+
+if TYPE_CHECKING:
+    from ci_checks.checks import Session
+    from ci_checks.spec import TrainingSpec
+
+NAME = "loss-decreases"
+HELP = "the loss is lower after the first few steps than at the start"
+SETTINGS: dict[str, Any] = {"steps": 10}
+
+
+def check(session: Session) -> CheckResult:
+    result = CheckResult(NAME)
+    if session.step_failed(result):
+        return result
+    run = session.main_run()
+    window = run.losses[: int(session.opt(NAME, "steps"))]
+    result.series["loss"] = window
+    if len(window) < 2:
+        result.skipped = True
+        result.summary = "skipped: fewer than 2 steps ran"
+        return result
+    first = window[0]
+    tail = sorted(window[-3:])[len(window[-3:]) // 2]  # median of the last three: robust to dropout noise
+    result.figures.update(first_loss=first, last_loss=window[-1], steps=len(window))
+    result.summary = f"loss {first:.4g} -> {tail:.4g} over {len(window)} steps"
+    if not (math.isfinite(first) and math.isfinite(tail)):
+        result.add("error", f"{NAME}: the loss became non-finite within {len(window)} steps ({first:.4g} -> {tail:.4g})"
+                   " - learning rate far too high", location=session.location)
+    elif tail >= first:
+        trend = "rose" if tail > first + 1e-6 * max(1.0, abs(first)) else "stayed flat"
+        hint = ("learning rate too high (exploding)" if trend == "rose"
+                else "learning rate 0, frozen parameters, or a loss detached from the model")
+        result.add("error", f"{NAME}: the loss {trend} over the first {len(window)} steps ({first:.4g} -> {tail:.4g})"
+                   f" - {hint}", location=session.location, first_loss=first, last_loss=tail)
+    return result
+
+
+def loss_decreases(spec: TrainingSpec | str, *, settings: dict[str, Any] | None = None, device: str | None = None) -> CheckResult:
+    """Run this check alone on a spec."""
+    from ci_checks.checks import run_checks
+
+    return run_checks(spec, [NAME], settings={NAME: settings or {}}, device=device).checks[0]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ci_checks.checks import check_main
+
+    return check_main(NAME, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,98 @@
+"""memorization: train on one batch until it is fit; record steps-to-memorize and the loss curve."""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ci_checks._report import CheckResult
+
+if TYPE_CHECKING:
+    from ci_checks.checks import Session
+    from ci_checks.spec import TrainingSpec
+
+NAME = "memorization"
+HELP = "the model can fit (memorize) one small batch within a step and time budget"
+SETTINGS: dict[str, Any] = {
+    "max-steps": 500,
+    "max-seconds": 30.0,
+    "target-accuracy": 1.0,
+    "target-r2": 0.95,
+    "target-loss": None,
+    "target-relative": None,
+}
+
+
+def check(session: Session) -> CheckResult:
+    result = CheckResult(NAME)
+    if session.step_failed(result):
+        return result
+    h = session.harness
+    run = session.main_run()
+    mem = session.settings[NAME]
+    result.series["loss"] = run.losses
+    fits = [f for f in run.fits if f is not None]
+    if fits:
+        result.series["fit"] = [f if f is not None else math.nan for f in run.fits]
+    kind = h.task.kind
+    measure = {"classification": "accuracy", "binary": "accuracy", "regression": "R^2"}.get(kind, "loss")
+    if mem.get("target-loss") is not None or mem.get("target-relative") is not None:
+        measure = "loss"
+    first, last = run.losses[0], run.losses[-1]
+    result.figures.update(
+        steps_to_memorize=run.steps_to_memorize,
+        steps_run=len(run.losses),
+        seconds=round(run.seconds, 4),
+        initial_loss=first,
+        final_loss=last,
+        best_fit=max(fits) if fits else None,
+        measure=measure,
+        stop_reason=run.stop_reason,
+    )
+    if run.steps_to_memorize is not None:
+        result.summary = f"memorized in {run.steps_to_memorize} steps (loss {first:.4g} -> {run.losses[run.steps_to_memorize - 1]:.4g})"
+        return result
+    best = f"best {measure} {max(fits):.3f} (target {_target(mem, measure):.3g}), " if fits and measure != "loss" else ""
+    observed = (
+        f"did not memorize one batch in {len(run.losses)} steps ({run.seconds:.1f}s, {run.stop_reason}): "
+        f"{best}loss {first:.4g} -> {last:.4g}"
+    )
+    result.add("error", f"{NAME}: {observed} - {_likely(run.losses, fits)}", location=session.location,
+               steps=len(run.losses), initial_loss=first, final_loss=last)
+    result.summary = observed
+    return result
+
+
+def _target(mem: dict[str, Any], measure: str) -> float:
+    return float(mem["target-accuracy"] if measure == "accuracy" else mem["target-r2"])
+
+
+def _likely(losses: list[float], fits: list[float]) -> str:
+    first, last = losses[0], losses[-1]
+    best = min((x for x in losses if math.isfinite(x)), default=math.nan)
+    if not math.isfinite(last) or (math.isfinite(first) and last > first * 1.5 + 1e-3):
+        return "likely an exploding learning rate or missing gradient clipping"
+    if abs(last - first) <= 1e-4 * max(1.0, abs(first)) and abs(best - first) <= 1e-4 * max(1.0, abs(first)):
+        return "likely learning rate 0, frozen/unused parameters, or a loss detached from the model"
+    if fits and max(fits) < 0.5 and last < first:
+        return ("the loss falls but predictions do not fit: likely targets shuffled/permuted between steps, "
+                "double softmax, or a reshape that mixes samples")
+    return ("likely targets that change between steps, a loss with a floor (double softmax), too small a "
+            "learning rate, or a budget too small for this model (raise memorization.max-steps)")
+
+
+def memorization(spec: TrainingSpec | str, *, settings: dict[str, Any] | None = None, device: str | None = None) -> CheckResult:
+    """Run this check alone on a spec."""
+    from ci_checks.checks import run_checks
+
+    return run_checks(spec, [NAME], settings={NAME: settings or {}}, device=device).checks[0]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ci_checks.checks import check_main
+
+    return check_main(NAME, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
