@@ -79,6 +79,15 @@ def check(session: Session) -> CheckResult:
             f"{NAME}: {name} did not change after one step (gradient norm {grad:.3g}): {why}",
             location=loc, parameter=name, grad_norm=grad, lr=lr,
         )
+    if run.stale_grad is not None:
+        problems += 1
+        step, name = run.stale_grad
+        result.add(
+            "error",
+            f"{NAME}: at step {step} the backward pass added to a gradient left from step {step - 1} in {name}.grad, "
+            "after the update had already used it - missing optimizer.zero_grad() (gradients accumulate across steps)",
+            location=loc, parameter=name, step=step,
+        )
     if run.stale_optimizer_params:
         problems += 1
         result.add(
