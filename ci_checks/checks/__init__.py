@@ -136,13 +136,15 @@ def run_checks(
 ) -> Report:
     """Run checks on a spec (object or 'file.py:func' reference) and return the report."""
     from ci_checks._harness import Harness
-    from ci_checks.spec import load_spec
+    from ci_checks.spec import load_spec, validate
 
     if isinstance(spec, str):
         ref = spec
         spec = load_spec(spec, check_names=CHECKS)
     else:
         ref = getattr(spec, "__qualname__", type(spec).__name__)
+        # An object skips load_spec's validation; without it frozen="emb.*" would be read as the patterns e, m, b, ., *
+        spec = validate(spec, where=ref)
     merged = default_settings()
     for source in (spec.settings, settings or {}):
         for check, values in source.items():

@@ -55,3 +55,23 @@ def test_dvc_yaml_names_every_script_and_output(project):
 def test_training_passes_ci_checks(train_check):
     report = train_check.assert_trains(os.path.join(EXAMPLE, "ci_spec.py") + ":training_spec")
     assert report.status == "pass"
+
+
+def test_dvc_repro_runs_the_pipeline_and_reports_metrics(project):
+    """The real DVC pipeline, in a throwaway git repository: repro, then metrics and params as DVC sees them."""
+    dvc = [sys.executable, "-m", "dvc"]
+    # Stages call `python`: the interpreter running the tests, with its torch.
+    path = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+    env = {**os.environ, "PATH": path, "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@example.com",
+           "GIT_COMMITTER_NAME": "ci", "GIT_COMMITTER_EMAIL": "ci@example.com"}
+    run = lambda *cmd: subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, check=True)  # noqa: E731
+    run("git", "init", "-q")
+    run(*dvc, "init", "-q")
+    run(*dvc, "repro")
+    metrics = json.loads(run(*dvc, "metrics", "show", "--json").stdout)
+    shown = next(iter(metrics.values()))["data"]
+    assert set(shown) == {"metrics/train.json", "metrics/eval.json"}
+    assert shown["metrics/eval.json"]["data"]["accuracy"] > 0.6
+    assert "train:" in (project / "dvc.lock").read_text()
+    status = run(*dvc, "status").stdout
+    assert "up to date" in status

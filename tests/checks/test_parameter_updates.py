@@ -1,0 +1,177 @@
+"""parameter-updates: every trainable tensor gets a gradient and moves in one step; declared-frozen ones do not."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from ci_checks.checks import run_checks
+from ci_checks.checks.parameter_updates import parameter_updates
+
+
+class PartlyFrozen(nn.Module):
+    """An embedding-like first layer frozen on purpose, as when fine-tuning a head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Linear(4, 16)
+        self.head = nn.Linear(16, 3)
+        self.emb.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.emb(x)))
+
+
+class UnusedLayer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(4, 3)
+        self.aux = nn.Linear(4, 3)  # built, never called
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def manual_sgd_step(model, batch, loss_fn, optimizer):
+    """Ignores the optimizer it is given and updates the weights by hand."""
+    x, y = batch
+    model.zero_grad()
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    with torch.no_grad():
+        for p in model.parameters():
+            p -= 0.5 * p.grad
+    return loss
+
+
+def accumulating_step(model, batch, loss_fn, optimizer):
+    """Gradient accumulation: two micro-batches, one optimizer step."""
+    x, y = batch
+    optimizer.zero_grad()
+    total = 0.0
+    for xs, ys in zip(x.chunk(2), y.chunk(2)):
+        loss = loss_fn(model(xs), ys) / 2
+        loss.backward()
+        total += loss.detach()
+    optimizer.step()
+    return total
+
+
+def detached_step(model, batch, loss_fn, optimizer):
+    x, y = batch
+    optimizer.zero_grad()
+    loss = loss_fn(model(x).detach(), y)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+
+def _stale_setup():
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    model[2] = nn.Linear(16, 3)
+    return model, optimizer
+
+
+PASSING = [
+    pytest.param(lambda mlp, step: {}, id="clean"),
+    pytest.param(lambda mlp, step: {"train_step": step()}, id="user-step"),
+    pytest.param(lambda mlp, step: {"train_step": manual_sgd_step}, id="manual-update-ignores-optimizer"),
+    pytest.param(lambda mlp, step: {"train_step": accumulating_step}, id="gradient-accumulation"),
+    pytest.param(lambda mlp, step: {"model_factory": PartlyFrozen, "frozen": ["emb"]}, id="declared-frozen-module"),
+    pytest.param(lambda mlp, step: {"model_factory": PartlyFrozen, "frozen": "emb.*"}, id="declared-frozen-glob-string"),
+    pytest.param(
+        lambda mlp, step: {"model_factory": lambda: nn.Sequential(mlp(), nn.Softmax(-1)),
+                           "loss_fn": lambda out, y: nn.functional.nll_loss(out.log(), y)},
+        id="probabilities-with-nll",
+    ),
+]
+
+
+@pytest.mark.parametrize("overrides", PASSING)
+def test_passes(make_spec, mlp, make_step, overrides):
+    result = parameter_updates(make_spec(**overrides(mlp, make_step)))
+    assert result.status == "pass", [f.message for f in result.findings]
+    assert result.figures["updated"] == result.figures["trainable"] > 0
+
+
+def test_declared_frozen_layer_is_counted_not_flagged(make_spec):
+    result = parameter_updates(make_spec(model_factory=PartlyFrozen, frozen=["emb"]))
+    assert result.figures["frozen"] == 2
+    assert result.summary == "2/2 trainable tensors updated, 2 frozen"
+
+
+FAILING = [
+    pytest.param(
+        lambda: {"model_factory": PartlyFrozen}, "emb.weight has requires_grad=False but is not declared frozen",
+        id="frozen-by-accident",
+    ),
+    pytest.param(
+        lambda: {"optimizer_factory": lambda p: torch.optim.SGD(p, lr=0.0)}, "its learning rate is 0", id="lr-zero",
+    ),
+    pytest.param(
+        lambda: {"setup": _stale_setup, "model_factory": None, "optimizer_factory": None},
+        "the optimizer holds 2 parameter tensor(s) that are not in the model", id="stale-optimizer-params",
+    ),
+    pytest.param(
+        lambda: {"model_factory": UnusedLayer}, "aux.weight received no gradient", id="layer-not-connected-to-loss",
+    ),
+    pytest.param(
+        lambda: {"frozen": ["0"]}, "0.weight is declared frozen but changed", id="declared-frozen-but-trained",
+    ),
+    pytest.param(
+        lambda: {"train_step": detached_step}, "the loss is detached from the model", id="detached-loss",
+    ),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), FAILING)
+def test_fails(make_spec, overrides, message):
+    result = parameter_updates(make_spec(**overrides()))
+    assert result.status == "fail"
+    assert any(message in f.message for f in result.findings), [f.message for f in result.findings]
+    assert all(f.message.startswith("parameter-updates: ") for f in result.findings)
+
+
+def test_stale_optimizer_names_the_parameters_left_out(make_spec):
+    result = parameter_updates(make_spec(setup=_stale_setup, model_factory=None, optimizer_factory=None))
+    stale = [f.details["parameter"] for f in result.findings if "not in the optimizer" in f.message]
+    assert stale == ["2.weight", "2.bias"]
+
+
+def test_findings_point_at_the_user_step(make_spec):
+    result = parameter_updates(make_spec(model_factory=PartlyFrozen, train_step=manual_sgd_step))
+    assert result.findings
+    location = result.findings[0].location
+    assert location is not None and location.file.endswith("test_parameter_updates.py")
+    assert location.line == manual_sgd_step.__code__.co_firstlineno
+
+
+@pytest.mark.parametrize("optimizer", [
+    pytest.param(lambda p: torch.optim.Adam(p, lr=0.05), id="adam"),
+    pytest.param(lambda p: torch.optim.SGD(p, lr=0.1), id="sgd"),
+])
+def test_missing_zero_grad_is_reported_with_the_step(make_spec, make_step, optimizer):
+    """Adam still memorizes with stale gradients, so the stale-gradient detector is what catches it."""
+    result = parameter_updates(make_spec(train_step=make_step(zero_grad=False), optimizer_factory=optimizer))
+    assert result.status == "fail"
+    (finding,) = result.findings
+    assert "missing optimizer.zero_grad()" in finding.message
+    assert finding.details["step"] == 2
+
+
+def test_missing_zero_grad_is_reported_once_in_the_suite(make_spec, make_step):
+    report = run_checks(make_spec(train_step=make_step(zero_grad=False)),
+                        ["parameter-updates", "loss-decreases", "memorization"])
+    flagged = [c.check for c in report.checks for f in c.findings if "zero_grad" in f.message]
+    assert flagged == ["parameter-updates"]
+
+
+def test_stale_gradient_detector_sees_missing_zero_grad(make_spec, make_step):
+    """The harness half of the above: the observation is there, only the reporting is missing."""
+    from ci_checks._harness import Harness
+
+    assert Harness(make_spec(train_step=make_step(zero_grad=False))).run(max_steps=3).stale_grad is not None
+    assert Harness(make_spec(train_step=accumulating_step)).run(max_steps=3).stale_grad is None
+    assert Harness(make_spec(train_step=manual_sgd_step)).run(max_steps=3).stale_grad is None
