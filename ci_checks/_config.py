@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 import os
 import sys
 from collections.abc import Mapping
@@ -23,6 +24,11 @@ TOP_LEVEL: dict[str, type | tuple[type, ...]] = {
     "seed": int,
     "checks": list,
     "skip": list,
+}
+
+# Tables owned by other commands: "module:function" validators, imported only when the table is present.
+# Each validator takes (table, where) and returns the validated table or raises UserError.
+SECTIONS: dict[str, str] = {
 }
 
 
@@ -61,7 +67,7 @@ def load_config(path: str | None, *, defaults: Mapping[str, Mapping[str, Any]]) 
 
 def validate_config(table: Mapping[str, Any], *, defaults: Mapping[str, Mapping[str, Any]], where: str) -> dict[str, Any]:
     """Check keys and types against the known settings; unknown keys are rejected with the closest valid one."""
-    valid = list(TOP_LEVEL) + list(defaults)
+    valid = list(TOP_LEVEL) + list(defaults) + list(SECTIONS)
     config: dict[str, Any] = {}
     for key, value in table.items():
         if key in TOP_LEVEL:
@@ -79,6 +85,11 @@ def validate_config(table: Mapping[str, Any], *, defaults: Mapping[str, Mapping[
             if not isinstance(value, Mapping):
                 raise UserError(f"{where}: '{key}' must be a table ([tool.ci-checks.{key}])")
             config[key] = {k: coerce_setting(key, k, v, defaults[key], where=where) for k, v in value.items()}
+        elif key in SECTIONS:
+            if not isinstance(value, Mapping):
+                raise UserError(f"{where}: '{key}' must be a table ([tool.ci-checks.{key}])")
+            module, _, func = SECTIONS[key].partition(":")
+            config[key] = getattr(importlib.import_module(module), func)(value, f"{where}.{key}")
         else:
             raise UserError(f"{where}: unknown key '{key}'; {_closest(key, valid)}")
     return config

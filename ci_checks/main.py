@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
 from collections.abc import Sequence
@@ -10,6 +11,10 @@ from typing import Any
 from ci_checks._errors import EXIT_USAGE, UserError, error_handler
 
 TRAIN_CHECK = "train-check"
+# Commands beyond the training checks: each module has HELP, add_arguments(parser) and run(args) -> int,
+# and imports its heavy dependencies inside run(), so `ci-checks --help` stays fast.
+COMMANDS = {
+}
 
 
 def _version() -> str:
@@ -53,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_spec_options(suite, suite=True)
     for name in CHECKS:
         _add_spec_options(sub.add_parser(name, help=module(name).HELP), suite=False)
+    for name, path in COMMANDS.items():
+        command = importlib.import_module(path)
+        command_parser = sub.add_parser(name, help=command.HELP, description=command.HELP)
+        command_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                                    help="show tracebacks for errors")
+        command.add_arguments(command_parser)
     return parser
 
 
@@ -157,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     with error_handler(debug=args.debug):
+        if args.command in COMMANDS:
+            return int(importlib.import_module(COMMANDS[args.command]).run(args))
         return _train_check(args)
     return EXIT_USAGE  # pragma: no cover - error_handler always exits or returns above
 

@@ -110,7 +110,7 @@ def test_fails(make_spec, overrides, message):
 
 
 def test_moderately_off_warns(make_spec):
-    result = loss_at_init(make_spec(model_factory=scaled(20.0)))
+    result = loss_at_init(make_spec(model_factory=scaled(12.0)))
     assert result.status == "warn", result.figures
     assert 2.0 < result.figures["ratio"] <= 4.0
 
