@@ -14,6 +14,7 @@ TRAIN_CHECK = "train-check"
 # Commands beyond the training checks: each module has HELP, add_arguments(parser) and run(args) -> int,
 # and imports its heavy dependencies inside run(), so `ci-checks --help` stays fast.
 COMMANDS = {
+    "report": "ci_checks.report",
 }
 
 
@@ -167,10 +168,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    with error_handler(debug=args.debug):
-        if args.command in COMMANDS:
-            return int(importlib.import_module(COMMANDS[args.command]).run(args))
-        return _train_check(args)
+    try:
+        with error_handler(debug=args.debug):
+            if args.command in COMMANDS:
+                return int(importlib.import_module(COMMANDS[args.command]).run(args))
+            return _train_check(args)
+    except SystemExit as e:  # error_handler's verdict: return it, so callers and tests get the code
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
     return EXIT_USAGE  # pragma: no cover - error_handler always exits or returns above
 
 

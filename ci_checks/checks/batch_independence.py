@@ -147,7 +147,7 @@ def _perturbation_leak(h: Any, model: Any, n: int, base: Any) -> tuple[float, fl
         itself = _aligned(h, h.forward(model, perturb(slice(0, 1))), n)
     if others is None or itself is None:
         return 0.0, 0.0
-    b0 = base.select(bd, 0).float()
+    b0 = base.select(bd, 0).detach().float()  # base was computed with autograd on
     scale = float(b0.abs().max()) or 1.0
     leak = float((others.select(bd, 0).float() - b0).abs().max()) / scale
     own = float((itself.select(bd, 0).float() - b0).abs().max()) / scale

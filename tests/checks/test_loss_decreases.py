@@ -40,7 +40,7 @@ def test_negative_loss_really_goes_below_zero(make_spec):
                  "the loss stayed flat over the first 10 steps", id="lr-zero"),
     pytest.param({"optimizer_factory": lambda p: torch.optim.SGD(p, lr=1e6)},
                  "the loss became non-finite", id="exploding-lr"),
-    pytest.param({"optimizer_factory": lambda p: torch.optim.SGD(p, lr=-0.5)},
+    pytest.param({"optimizer_factory": lambda p: torch.optim.SGD(p, lr=0.5, maximize=True)},
                  "the loss rose over the first 10 steps", id="gradient-ascent"),
 ])
 def test_fails(make_spec, overrides, message):

@@ -1,4 +1,10 @@
-"""Correct: time-major [seq, batch] GRU language model as in PyTorch's word_language_model (log_probs, hidden), batch_dim=1."""
+"""Correct: time-major [seq, batch] GRU language model as in PyTorch's word_language_model (log_probs, hidden), batch_dim=1.
+
+Like any language-model batch, some next tokens are not predictable from their prefix (two columns start with the
+same token and continue differently): at most 125 of the 128 targets (97.7%) can be predicted, whatever the model.
+The step follows the example: model.zero_grad(), clip_grad_norm_(0.25), plain SGD (lr 5 rather than the example's
+20, which is too high for a model this small).
+"""
 from __future__ import annotations
 
 import torch
@@ -57,7 +63,7 @@ def spec() -> dict:
 
     return {
         "model_factory": RNNModel,
-        "optimizer_factory": lambda params: torch.optim.SGD(params, lr=20.0),
+        "optimizer_factory": lambda params: torch.optim.SGD(params, lr=5.0),
         "loss_fn": lambda outputs, target: F.nll_loss(outputs[0], target.reshape(-1)),
         "batch": (data, targets),
         "train_step": train_step,

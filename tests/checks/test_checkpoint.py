@@ -1,0 +1,100 @@
+"""checkpoint: save, restore into fresh objects, continue; it must match the uninterrupted run."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from ci_checks.checks import run_checks
+from ci_checks.checks.checkpoint import checkpoint
+
+
+def save_everything(model, optimizer, path):
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, path)
+
+
+def load_everything(model, optimizer, path):
+    state = torch.load(path)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+
+
+def save_model_only(model, optimizer, path):
+    torch.save({"model": model.state_dict()}, path)
+
+
+def load_model_only(model, optimizer, path):
+    model.load_state_dict(torch.load(path)["model"])
+
+
+def load_nothing(model, optimizer, path):
+    torch.load(path)
+
+
+def save_raises(model, optimizer, path):
+    raise OSError("disk full")
+
+
+class Counter(nn.Module):
+    """Keeps a step count as a plain attribute: the state_dict, and so the checkpoint, loses it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
+        self.register_buffer("steps", torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.steps += 1
+        return self.net(x) * (1.0 + 0.01 * self.steps)
+
+
+PASSING = [
+    pytest.param({}, id="default-torch-save"),
+    pytest.param({"save_checkpoint": save_everything, "load_checkpoint": load_everything}, id="user-save-load"),
+    pytest.param({"save_checkpoint": save_model_only, "load_checkpoint": load_model_only,
+                  "optimizer_factory": lambda p: torch.optim.SGD(p, lr=0.1)}, id="stateless-sgd-needs-no-optimizer-state"),
+    pytest.param({"model_factory": Counter}, id="buffer-in-state-dict"),
+]
+
+
+@pytest.mark.parametrize("overrides", PASSING)
+def test_passes(make_spec, overrides):
+    result = checkpoint(make_spec(**overrides))
+    assert result.status == "pass", [f.message for f in result.findings]
+    assert result.figures["max_loss_diff"] == 0.0
+    assert result.figures["max_param_diff"] == 0.0
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    pytest.param({"save_checkpoint": save_model_only, "load_checkpoint": load_model_only},
+                 "optimizer state (momentum, Adam moments, step count)", id="adam-state-dropped"),
+    pytest.param({"save_checkpoint": save_model_only, "load_checkpoint": load_model_only,
+                  "optimizer_factory": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)},
+                 "optimizer state (momentum, Adam moments, step count)", id="momentum-dropped"),
+    pytest.param({"save_checkpoint": save_everything, "load_checkpoint": load_nothing},
+                 "the restored model differs from the saved one", id="model-not-loaded"),
+    pytest.param({"save_checkpoint": save_raises}, "save_checkpoint raised OSError: disk full", id="save-raises"),
+])
+def test_fails(make_spec, overrides, message):
+    result = checkpoint(make_spec(**overrides))
+    assert result.status == "fail"
+    (finding,) = result.findings
+    assert finding.message.startswith("checkpoint: ")
+    assert message in finding.message
+
+
+def test_nan_training_is_not_reported_as_a_checkpoint_problem(make_spec):
+    """An exploding run is finite-values' finding; NaN losses that match the resumed run's NaNs are a match."""
+    spec = make_spec(optimizer_factory=lambda p: torch.optim.SGD(p, lr=1e6), settings={"checkpoint": {"steps-before": 5}})
+    report = run_checks(spec, ["finite-values", "checkpoint"])
+    assert [c.status for c in report.checks] == ["fail", "pass"], [f.message for c in report.checks for f in c.findings]
+
+
+def test_checkpoint_file_is_removed(make_spec, tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    checkpoint(make_spec())
+    assert not list(tmp_path.glob("ci-checks-ckpt-*"))

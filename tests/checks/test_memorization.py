@@ -1,0 +1,106 @@
+"""memorization: the model fits one small batch within the budget; the figures say how fast."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ci_checks import synthetic_batch
+from ci_checks.checks.memorization import memorization
+
+
+def gaussian_nll(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    mean, log_var = out[:, :1], out[:, 1:]
+    return (0.5 * (log_var + (y - mean) ** 2 / log_var.exp())).mean()
+
+
+class LogitsAndLoss(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.net(x)
+        return logits, logits.pow(2).mean()
+
+
+def accumulating_step(model, batch, loss_fn, optimizer):
+    x, y = batch
+    optimizer.zero_grad()
+    total = 0.0
+    for xs, ys in zip(x.chunk(4), y.chunk(4)):
+        loss = loss_fn(model(xs), ys) / 4
+        loss.backward()
+        total += loss.detach()
+    optimizer.step()
+    return total
+
+
+def permuted_labels_step(model, batch, loss_fn, optimizer):
+    """A data pipeline bug: the labels are shuffled independently of the inputs on every step."""
+    x, y = batch
+    y = y[torch.randperm(len(y))]
+    optimizer.zero_grad()
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+PASSING = [
+    pytest.param({}, "accuracy", id="classification"),
+    pytest.param({"model_factory": lambda: nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1)),
+                  "loss_fn": nn.MSELoss(), "batch": synthetic_batch((4,), batch_size=8)}, "R^2", id="regression"),
+    pytest.param({"loss_fn": nn.CrossEntropyLoss(label_smoothing=0.1)}, "accuracy", id="label-smoothing"),
+    pytest.param({"model_factory": lambda: nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 2)),
+                  "loss_fn": gaussian_nll, "batch": synthetic_batch((4,), batch_size=8)}, "loss", id="loss-goes-negative"),
+    pytest.param({"train_step": accumulating_step}, "accuracy", id="gradient-accumulation"),
+    pytest.param({"model_factory": LogitsAndLoss, "loss_fn": lambda out, y: F.cross_entropy(out[0], y) + 0.01 * out[1]},
+                 "accuracy", id="logits-loss-tuple"),
+    pytest.param({"model_factory": lambda: nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(),
+                                                         nn.Dropout(0.2), nn.Linear(16, 3))},
+                 "accuracy", id="batchnorm-dropout"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "measure"), PASSING)
+def test_passes(make_spec, overrides, measure):
+    result = memorization(make_spec(**overrides))
+    assert result.status == "pass", [f.message for f in result.findings]
+    assert result.figures["measure"] == measure
+    assert result.figures["stop_reason"] == "memorized"
+    steps = result.figures["steps_to_memorize"]
+    assert 1 <= steps <= result.figures["steps_run"] == len(result.series["loss"])
+    assert result.summary.startswith(f"memorized in {steps} steps")
+
+
+FAILING = [
+    pytest.param({"train_step": permuted_labels_step}, "targets that change between steps", id="labels-permuted"),
+    pytest.param({"optimizer_factory": lambda p: torch.optim.SGD(p, lr=0.0)}, "likely learning rate 0", id="lr-zero"),
+    pytest.param({"optimizer_factory": lambda p: torch.optim.SGD(p, lr=1e6)}, "exploding learning rate", id="exploding-lr"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "hint"), FAILING)
+def test_fails_within_the_budget(make_spec, overrides, hint):
+    result = memorization(make_spec(**overrides))
+    assert result.status == "fail"
+    (finding,) = result.findings
+    assert finding.message.startswith("memorization: did not memorize one batch in 60 steps")
+    assert hint in finding.message
+    assert result.figures["steps_to_memorize"] is None
+    assert result.figures["stop_reason"] == "step budget"
+
+
+def test_target_loss_setting(make_spec):
+    assert memorization(make_spec(), settings={"target-loss": 1e-9, "max-steps": 15}).status == "fail"
+    result = memorization(make_spec(), settings={"target-loss": 0.5})
+    assert result.status == "pass" and result.figures["measure"] == "loss"
+
+
+def test_time_budget_stops_training(make_spec):
+    result = memorization(make_spec(train_step=permuted_labels_step), settings={"max-seconds": 0.0, "max-steps": 10_000})
+    assert result.status == "fail"
+    assert result.figures["stop_reason"] == "time budget"
+    assert result.figures["steps_run"] == 10  # still long enough for the other checks' windows
