@@ -15,6 +15,8 @@ TRAIN_CHECK = "train-check"
 # and imports its heavy dependencies inside run(), so `ci-checks --help` stays fast.
 COMMANDS = {
     "report": "ci_checks.report",
+    "export-parity": "ci_checks.export_parity",
+    "comment": "ci_checks.comment",
 }
 
 

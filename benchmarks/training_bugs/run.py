@@ -323,24 +323,24 @@ def _summary(outcomes: list[Outcome], fixed: dict[str, float], total: float,
 
 
 def _print_table(outcomes: list[Outcome]) -> None:
-    head = (f"{'spec':34} {'expect':6} {'verdict':8} {'':11} {'failing checks':44} {'fresh s':>7} {'warm s':>6} "
-            f"{'steps':>5}  {'baseline':8} {'b.steps':>7} {'b. s':>5}")
+    head = (f"{'spec':34} {'expect':6} {'verdict':7} {'':11} {'fresh s':>7} {'warm s':>6} {'steps':>5}  "
+            f"{'baseline':8} {'b.steps':>7} {'b. s':>5}  failing checks")
     print(head)
-    print("-" * len(head))
+    print("-" * (len(head) + 40))
     for o in outcomes:
         mark = "" if o.correct else ("MISSED" if o.expected == "bug" else "FALSE ALARM")
         if o.expected == "bug" and o.flagged and o.intended and not set(o.intended) & set(o.failing):
             mark = "(other chk)"
-        failing = ",".join(o.failing) + (f" [warn: {','.join(o.warning)}]" if o.warning else "")
+        failing = ", ".join(o.failing) + (f" [warn: {', '.join(o.warning)}]" if o.warning else "")
         if o.cli_status == "error":
-            failing = o.cli_error[:44]
+            failing = o.cli_error
         if (o.cli_status == "fail") != (o.inproc_status == "fail"):
-            failing += f" (warm: {o.inproc_status})"
+            failing += f" (warm run: {o.inproc_status}: {', '.join(o.inproc_failing)})"
         baseline = "broken" if o.baseline_broken else "ok"
         b_mark = "" if bool(o.baseline_broken) == (o.expected == "bug") else "*"
         steps = "" if o.training_steps is None else str(o.training_steps)
-        print(f"{o.spec:34} {o.expected:6} {o.cli_status:8} {mark:11} {failing:44} {o.cli_seconds:7.2f} "
-              f"{o.inproc_seconds:6.2f} {steps:>5}  {baseline + b_mark:8} {o.baseline_steps:7d} {o.baseline_seconds:5.2f}")
+        print(f"{o.spec:34} {o.expected:6} {o.cli_status:7} {mark:11} {o.cli_seconds:7.2f} {o.inproc_seconds:6.2f} "
+              f"{steps:>5}  {baseline + b_mark:8} {o.baseline_steps:7d} {o.baseline_seconds:5.2f}  {failing}")
     print("(MISSED: a buggy spec passed; FALSE ALARM: a correct spec failed; (other chk): caught, but not by a check "
           "its docstring names; baseline *: the baseline got it wrong)")
     print()

@@ -86,7 +86,7 @@ def test_fails(make_spec, overrides, message):
 
 def test_nan_training_is_not_reported_as_a_checkpoint_problem(make_spec):
     """An exploding run is finite-values' finding; NaN losses that match the resumed run's NaNs are a match."""
-    spec = make_spec(optimizer_factory=lambda p: torch.optim.SGD(p, lr=1e6), settings={"checkpoint": {"steps-before": 5}})
+    spec = make_spec(optimizer_factory=lambda p: torch.optim.SGD(p, lr=1e6))
     report = run_checks(spec, ["finite-values", "checkpoint"])
     assert [c.status for c in report.checks] == ["fail", "pass"], [f.message for c in report.checks for f in c.findings]
 

@@ -77,3 +77,8 @@ def test_fails(make_spec, overrides, message):
 
 def test_steps_is_a_setting(make_spec):
     assert reproducibility(make_spec(), settings={"steps": 5}).figures["steps"] == 5
+
+
+def test_nan_in_both_runs_at_the_same_step_is_reproducible(make_spec):
+    result = reproducibility(make_spec(optimizer_factory=lambda p: torch.optim.SGD(p, lr=1e6)), settings={"steps": 6})
+    assert result.status == "pass", [f.message for f in result.findings]

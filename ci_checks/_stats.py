@@ -1,0 +1,147 @@
+"""Two-sample tests for repeated measurements: Welch's t-test and a seeded bootstrap, in pure Python.
+
+The Student t distribution comes from the regularized incomplete beta function (a Lentz continued
+fraction, as in Numerical Recipes), so comparing seeds needs neither scipy nor numpy.
+"""
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+_EPS = 1e-15
+_TINY = 1e-300
+
+
+def mean(xs: Sequence[float]) -> float:
+    return math.fsum(xs) / len(xs)
+
+
+def variance(xs: Sequence[float]) -> float:
+    """The unbiased sample variance (n - 1 in the denominator)."""
+    m = mean(xs)
+    return math.fsum((x - m) ** 2 for x in xs) / (len(xs) - 1)
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """The continued fraction of the incomplete beta function (modified Lentz)."""
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > _TINY else _TINY)
+    h = d
+    for m in range(1, 1000):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > _TINY else _TINY)
+        c = 1.0 + aa / c
+        c = c if abs(c) > _TINY else _TINY
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > _TINY else _TINY)
+        c = 1.0 + aa / c
+        c = c if abs(c) > _TINY else _TINY
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < _EPS:
+            break
+    return h
+
+
+def betainc(a: float, b: float, x: float) -> float:
+    """The regularized incomplete beta function I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    # The continued fraction converges fast only below the mean of the beta distribution; use symmetry above it.
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
+
+
+def t_cdf(t: float, df: float) -> float:
+    """P(T <= t) for Student's t with df degrees of freedom (df may be fractional, as in Welch's test)."""
+    if math.isnan(t):
+        return math.nan
+    if math.isinf(t):
+        return 1.0 if t > 0 else 0.0
+    tail = 0.5 * betainc(df / 2.0, 0.5, df / (df + t * t))
+    return 1.0 - tail if t > 0 else tail
+
+
+def t_ppf(q: float, df: float) -> float:
+    """The q-quantile of Student's t (bisection on t_cdf; q in (0, 1))."""
+    if not 0.0 < q < 1.0:
+        raise ValueError(f"quantile must be in (0, 1), got {q}")
+    if q == 0.5:
+        return 0.0
+    lo, hi = -1.0, 1.0
+    while t_cdf(lo, df) > q:
+        lo *= 2.0
+    while t_cdf(hi, df) < q:
+        hi *= 2.0
+    for _ in range(200):
+        mid = (lo + hi) / 2.0
+        if t_cdf(mid, df) < q:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-12 * max(1.0, abs(mid)):
+            break
+    return (lo + hi) / 2.0
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """A two-sample comparison of head against base: the difference of means and its uncertainty."""
+
+    delta: float  # mean(head) - mean(base)
+    p_less: float  # one-sided p-value for "head mean < base mean"
+    p_greater: float  # one-sided p-value for "head mean > base mean"
+    ci: tuple[float, float]  # interval of delta at the requested level
+    t: float | None = None
+    df: float | None = None
+
+
+def welch(base: Sequence[float], head: Sequence[float], *, level: float = 0.90) -> TestResult:
+    """Welch's unequal-variance t-test of head against base; each side needs at least 2 samples."""
+    if len(base) < 2 or len(head) < 2:
+        raise ValueError("Welch's t-test needs at least 2 samples per side")
+    delta = mean(head) - mean(base)
+    vb, vh = variance(base) / len(base), variance(head) / len(head)
+    se2 = vb + vh
+    if se2 == 0.0:
+        # Both sides are constant: the difference is exact, there is no noise to test against.
+        p_less = 0.0 if delta < 0 else 1.0
+        p_greater = 0.0 if delta > 0 else 1.0
+        return TestResult(delta, p_less, p_greater, (delta, delta), None, None)
+    se = math.sqrt(se2)
+    t = delta / se
+    denom = (vb * vb / (len(base) - 1) if vb else 0.0) + (vh * vh / (len(head) - 1) if vh else 0.0)
+    df = se2 * se2 / denom
+    half = t_ppf(0.5 + level / 2.0, df) * se
+    return TestResult(delta, t_cdf(t, df), t_cdf(-t, df), (delta - half, delta + half), t, df)
+
+
+def bootstrap(
+    base: Sequence[float], head: Sequence[float], *, level: float = 0.90, resamples: int = 2000, seed: int = 0
+) -> TestResult:
+    """A percentile bootstrap interval of mean(head) - mean(base), resampling each side independently."""
+    if len(base) < 2 or len(head) < 2:
+        raise ValueError("the bootstrap needs at least 2 samples per side")
+    rng = random.Random(seed)
+    nb, nh = len(base), len(head)
+    diffs = sorted(
+        math.fsum(rng.choices(head, k=nh)) / nh - math.fsum(rng.choices(base, k=nb)) / nb for _ in range(resamples)
+    )
+    tail = (1.0 - level) / 2.0
+    lo = diffs[min(resamples - 1, max(0, int(math.floor(tail * resamples))))]
+    hi = diffs[min(resamples - 1, max(0, int(math.ceil((1.0 - tail) * resamples)) - 1))]
+    # The achieved one-sided significance: the share of resampled differences on the other side of zero.
+    p_less = (sum(d >= 0.0 for d in diffs) + 1) / (resamples + 1)
+    p_greater = (sum(d <= 0.0 for d in diffs) + 1) / (resamples + 1)
+    return TestResult(mean(head) - mean(base), p_less, p_greater, (lo, hi))

@@ -1,0 +1,547 @@
+"""comment: post the report as one sticky pull-request comment, updated in place on every run.
+
+The comment ends with a hidden marker line, ``<!-- ci-checks:report id=MARKER -->``. Each run reads every page
+of the pull request's comments, takes the oldest one whose last line is that marker and whose author is the
+token's identity, and edits it (or leaves it alone when the body is the same); if there is none it creates one.
+The identity is ``--author`` when given, else the login GitHub reports for the token (``GET /user``: a personal
+access token), else ``github-actions[bot]`` inside GitHub Actions (the GITHUB_TOKEN cannot call ``/user``).
+Comments by anyone else are never edited, even when they carry the marker.
+
+Exit codes:
+  0  created, updated or unchanged (or, with --dry-run, what would happen was printed)
+  1  the comment could not be posted: GitHub kept answering 5xx or rate-limiting, or the network failed,
+     after the retries (a transient failure: rerunning the job may work)
+  2  bad input or a refusal that retrying cannot fix: no/oversized/unreadable body, bad --repo/--pr/--marker/
+     --api-url, no token, 401 (bad token), 403 (no ``pull-requests: write`` permission, or a pull request from a
+     fork, whose GITHUB_TOKEN is read-only), 404 (repository or pull request not found or not visible), 422
+  3  a bug in ci-checks
+"""
+from __future__ import annotations
+
+import argparse
+import email.utils
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import urlsplit
+
+from ci_checks._errors import EXIT_FINDINGS, EXIT_OK, UserError
+
+if TYPE_CHECKING:
+    import requests
+
+HELP = "post the Markdown report as one sticky pull-request comment, updated in place on every run"
+
+GITHUB_COMMENT_LIMIT = 65536  # characters, after the marker is appended
+DEFAULT_API_URL = "https://api.github.com"
+DEFAULT_MARKER = "ci-checks-report"
+ACTIONS_BOT = "github-actions[bot]"
+RETRY_BASE_ENV = "CI_CHECKS_RETRY_BASE_SECONDS"
+DEFAULT_RETRY_BASE = 1.0
+DEFAULT_ATTEMPTS = 4  # waits of 1, 2 and 4 seconds between them with the default base
+MAX_WAIT = 60.0  # a longer Retry-After or rate-limit reset fails the step rather than stall the job
+TIMEOUT = (10.0, 30.0)  # connect, read (seconds)
+MAX_PAGES = 1000  # 100,000 comments: a guard against a Link header that loops
+_MARKER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TOKEN_PREFIXES = ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_")
+_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+
+
+class PostError(Exception):
+    """The comment could not be posted after the retries: exit 1."""
+
+
+class _MaybeApplied(Exception):
+    """A create request failed in a way that may still have created the comment (5xx, timeout, broken connection)."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """What the poster did (or, with dry_run, would do) and the comment it concerns."""
+
+    action: str  # "created", "updated" or "unchanged"
+    id: int | None  # None only for a dry-run create
+    url: str | None
+    author: str | None = None  # the identity whose comments were eligible; None when it could not be learned
+    dry_run: bool = False
+
+
+def marker_line(marker: str) -> str:
+    """Return the hidden HTML comment that identifies the sticky comment with this id."""
+    if not _MARKER_ID.fullmatch(marker) or "--" in marker:
+        raise UserError(f"--marker {marker!r}: use 1-100 letters, digits, '.', '_' or '-' (no '--'), "
+                        f"e.g. {DEFAULT_MARKER}")
+    return f"<!-- ci-checks:report id={marker} -->"
+
+
+def compose(body: str, marker: str) -> str:
+    """Return the comment text: the body, then the marker as its last line."""
+    line = marker_line(marker)
+    kept = "\n".join(x for x in _normalize(body).split("\n") if x.strip() != line)
+    return f"{kept.rstrip()}\n\n{line}"
+
+
+def _normalize(text: str) -> str:
+    # Comments edited in the web UI come back with CRLF; trailing whitespace does not render.
+    return text.replace("\r\n", "\n").rstrip()
+
+
+def _has_marker(body: str, line: str) -> bool:
+    """True when the marker is the comment's last line, as compose() writes it (a quote of it is not)."""
+    return _normalize(body).rsplit("\n", 1)[-1].strip() == line
+
+
+def post_sticky_comment(
+    body: str,
+    *,
+    repo: str,
+    pr: int,
+    token: str | None,
+    api_url: str = DEFAULT_API_URL,
+    marker: str = DEFAULT_MARKER,
+    author: str | None = None,
+    fallback_author: str | None = None,
+    dry_run: bool = False,
+    session: requests.Session | None = None,
+    retry_base: float = DEFAULT_RETRY_BASE,
+    attempts: int = DEFAULT_ATTEMPTS,
+    max_wait: float = MAX_WAIT,
+    timeout: tuple[float, float] = TIMEOUT,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Result:
+    """Create or update the one comment on REPO#PR that carries the marker and is by the token's identity.
+
+    Raises UserError for bad input and refusals that a retry cannot fix, PostError when GitHub or the network
+    kept failing. With dry_run, only reads: the Result says what would happen. token may be None only with dry_run
+    (anonymous reads work on public repositories).
+    """
+    text = compose(body, marker)
+    if len(text) > GITHUB_COMMENT_LIMIT:
+        raise UserError(f"the comment would be {len(text):,} characters with the marker, over GitHub's "
+                        f"{GITHUB_COMMENT_LIMIT:,} limit; trim the report (ci-checks report --max-chars) - "
+                        "nothing was posted")
+    if not _REPO.fullmatch(repo):
+        raise UserError(f"--repo {repo!r}: expected OWNER/NAME, e.g. octo-org/octo-repo")
+    if pr <= 0:
+        raise UserError(f"--pr {pr}: expected a pull request number, e.g. 42")
+    if token is None and not dry_run:
+        raise UserError("no token: set the token's environment variable (see --token-env)")
+    client = _Client(api_url, token, repo=repo, pr=pr, session=session, retry_base=retry_base, attempts=attempts,
+                     max_wait=max_wait, timeout=timeout, sleep=sleep)
+    try:
+        return _post(client, text, marker_line(marker), author=author, fallback_author=fallback_author,
+                     dry_run=dry_run)
+    finally:
+        client.close()
+
+
+def _post(client: _Client, text: str, line: str, *, author: str | None, fallback_author: str | None,
+          dry_run: bool) -> Result:
+    who = author or client.login() or fallback_author
+    existing = client.find(line, who)
+    maybe_created = False
+    for attempt in range(client.attempts):
+        if existing is not None:
+            if _normalize(str(existing.get("body") or "")) == _normalize(text):
+                action = "created" if maybe_created else "unchanged"
+                return Result(action, _id(existing), existing.get("html_url"), who, dry_run)
+            if dry_run:
+                return Result("updated", _id(existing), existing.get("html_url"), who, dry_run)
+            data = client.json("PATCH", f"/repos/{client.repo}/issues/comments/{_id(existing)}", {"body": text},
+                               missing_ok=True)
+            if data is not None:
+                return Result("updated", _id(data), data.get("html_url"), who)
+            existing = None  # deleted since it was listed: post a new one
+        if dry_run:
+            return Result("created", None, None, who, dry_run)
+        try:
+            data = client.json("POST", f"/repos/{client.repo}/issues/{client.pr}/comments", {"body": text},
+                               safe_to_repeat=False)
+        except _MaybeApplied as e:
+            # The comment may exist although the answer was lost: look again before posting again, or a flaky
+            # gateway leaves two sticky comments behind.
+            if attempt + 1 == client.attempts:
+                raise PostError(f"{e} (gave up after {client.attempts} attempts)") from None
+            client.sleep(client.backoff(attempt))
+            existing = client.find(line, who)
+            maybe_created = True
+            continue
+        if data is None:  # pragma: no cover - only PATCH passes missing_ok
+            raise PostError("GitHub answered the create request with 404")
+        return Result("created", _id(data), data.get("html_url"), who)
+    raise PostError(f"could not post the comment on {client.repo}#{client.pr} in {client.attempts} attempts")
+
+
+def _id(data: dict[str, Any]) -> int:
+    value = data.get("id")
+    if not isinstance(value, int):
+        raise PostError(f"GitHub's answer has no comment id: {json.dumps(data)[:200]}")
+    return value
+
+
+class _BearerAuth:
+    """requests auth hook: an explicit auth object also stops requests from replacing it with ~/.netrc entries."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, request: Any) -> Any:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def __repr__(self) -> str:  # never show the token, in a traceback or a debugger
+        return "_BearerAuth(***)"
+
+
+class _Client:
+    """A small GitHub REST client for one pull request: retries, timeouts and one-line errors."""
+
+    def __init__(self, api_url: str, token: str | None, *, repo: str, pr: int, session: requests.Session | None,
+                 retry_base: float, attempts: int, max_wait: float, timeout: tuple[float, float],
+                 sleep: Callable[[float], None]) -> None:
+        import requests
+
+        self._requests = requests
+        self.api_url = _check_api_url(api_url)
+        self.repo, self.pr = repo, pr
+        self.retry_base, self.attempts, self.max_wait = max(0.0, retry_base), max(1, attempts), max_wait
+        self.timeout, self.sleep = timeout, sleep
+        self.authenticated = token is not None
+        self._own_session = session is None
+        self.session = requests.Session() if session is None else session
+        if token is not None:
+            self.session.auth = _BearerAuth(token)
+        from ci_checks import __version__
+
+        self.session.headers.update({
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": "2022-11-28",
+            "User-Agent": f"ci-checks/{__version__}",
+        })
+
+    def close(self) -> None:
+        if self._own_session:
+            self.session.close()
+
+    def backoff(self, attempt: int) -> float:
+        return self.retry_base * 2.0 ** attempt
+
+    # ------------------------------------------------------------ the calls
+
+    def login(self) -> str | None:
+        """The login of a user token; None for a GitHub App or Actions token, which cannot call /user."""
+        if not self.authenticated:
+            return None
+        response = self.request("GET", f"{self.api_url}/user")
+        if response.status_code == 200:
+            login = _json(response).get("login")
+            return login if isinstance(login, str) else None
+        if response.status_code == 401:
+            self.raise_for(response, "GET", "/user")
+        return None  # 403 "Resource not accessible by integration": an app or Actions token
+
+    def find(self, line: str, author: str | None) -> dict[str, Any] | None:
+        """The oldest comment on every page that ends with the marker and is by author (any author if None)."""
+        for comment in self._comments():
+            if not _has_marker(str(comment.get("body") or ""), line):
+                continue
+            login = str((comment.get("user") or {}).get("login") or "")
+            if author is None or login.lower() == author.lower():
+                return comment
+        return None
+
+    def _comments(self) -> Iterator[dict[str, Any]]:
+        url: str | None = f"{self.api_url}/repos/{self.repo}/issues/{self.pr}/comments?per_page=100"
+        seen = set()
+        while url is not None:
+            if url in seen or len(seen) >= MAX_PAGES:
+                raise PostError(f"GitHub's comment pages do not end (at {url}); rerun the job")
+            seen.add(url)
+            response = self.request("GET", url)
+            if response.status_code != 200:
+                self.raise_for(response, "GET", f"/repos/{self.repo}/issues/{self.pr}/comments")
+            page = _json(response, expect=list)
+            yield from (c for c in page if isinstance(c, dict))
+            url = None
+            if url is not None and _origin(url) != _origin(self.api_url):
+                # The token must only ever go to --api-url.
+                raise PostError(f"GitHub's next-page link points elsewhere ({_origin(url)}); refusing to follow it")
+
+    def json(self, method: str, path: str, payload: dict[str, Any], *, safe_to_repeat: bool = True,
+             missing_ok: bool = False) -> dict[str, Any] | None:
+        """Send a write; return GitHub's JSON object, or None for a 404 when missing_ok."""
+        response = self.request(method, self.api_url + path, payload, safe_to_repeat=safe_to_repeat)
+        if missing_ok and response.status_code == 404:
+            return None
+        if response.status_code not in (200, 201):
+            self.raise_for(response, method, path)
+        data: dict[str, Any] = _json(response)
+        return data
+
+    # ------------------------------------------------------------ transport
+
+    def request(self, method: str, url: str, payload: dict[str, Any] | None = None, *,
+                safe_to_repeat: bool = True) -> requests.Response:
+        """Send one request, retrying on 5xx, 429, rate-limit 403s and network errors; return the last answer."""
+        path = urlsplit(url).path
+        for attempt in range(self.attempts):
+            try:
+                response = self.session.request(method, url, json=payload, timeout=self.timeout)
+            except self._requests.RequestException as e:
+                problem = _network_problem(e, self.api_url)
+                if not safe_to_repeat:
+                    raise _MaybeApplied(problem) from None
+                wait = self.backoff(attempt)
+            else:
+                retry_wait = self._retry_wait(response, attempt)
+                if retry_wait is None:
+                    return response
+                problem = f"{method} {path}: {_describe(response)}"
+                if not safe_to_repeat and response.status_code >= 500:
+                    raise _MaybeApplied(problem)
+                wait = retry_wait
+            if wait > self.max_wait:
+                raise PostError(f"{problem}; GitHub asks to wait {wait:.0f}s, more than this job waits "
+                                f"({self.max_wait:.0f}s): rerun the job later")
+            if attempt + 1 == self.attempts:
+                raise PostError(f"{problem} (gave up after {self.attempts} attempts)")
+            self.sleep(wait)
+        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    def _retry_wait(self, response: requests.Response, attempt: int) -> float | None:
+        """Seconds to wait before retrying this answer, or None when it is final."""
+        code = response.status_code
+        retry_after = _retry_after(response.headers.get("retry-after"))
+        if code not in (403, 429) and code < 500:
+            return None
+        if retry_after is not None:
+            return retry_after
+        if code in (403, 429) and response.headers.get("x-ratelimit-remaining") == "0":
+            # The primary rate limit: GitHub says not to retry before x-ratelimit-reset (epoch seconds).
+            reset = response.headers.get("x-ratelimit-reset", "")
+            return max(0.0, int(reset) - time.time()) + 1.0 if reset.isdigit() else self.backoff(attempt)
+        if code == 403:
+            return None  # a plain 403 is a permission problem: retrying cannot fix it
+        return self.backoff(attempt)
+
+    def raise_for(self, response: requests.Response, method: str, path: str) -> NoReturn:
+        """Raise the one-line error that explains a final non-success answer."""
+        code = response.status_code
+        what = f"{method} {path} ({_describe(response)})"
+        where = f"{self.repo}#{self.pr}"
+        if code == 401:
+            raise UserError(f"GitHub rejected the token: {what}; it is wrong, expired or revoked - pass a valid "
+                            "one through --token-env")
+        if code == 403:
+            raise UserError(f"GitHub refused {what} on {where}: the job needs 'permissions: pull-requests: "
+                            "write', and a pull request from a fork gets a read-only GITHUB_TOKEN - there, write the "
+                            "report to the job summary or an artifact instead of commenting")
+        if code == 404:
+            raise UserError(f"{where} not found at {self.api_url}: {what}; check --repo and --pr, and that the "
+                            "token can see the repository")
+        if 400 <= code < 500:
+            raise UserError(f"GitHub rejected the request: {what}")
+        raise PostError(f"unexpected answer from GitHub: {what}")
+
+
+def _check_api_url(api_url: str) -> str:
+    url = api_url.rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UserError(f"--api-url {api_url!r}: expected an http(s) URL such as {DEFAULT_API_URL}")
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
+        raise UserError(f"--api-url {api_url!r}: refusing to send the token over plain http; use https")
+    return url
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc.lower()
+
+
+def _json(response: requests.Response, expect: type = dict) -> Any:
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, expect):
+        raise PostError(f"GitHub answered {response.status_code} with something that is not a JSON "
+                        f"{expect.__name__}: {response.text[:120]!r}")
+    return data
+
+
+def _describe(response: requests.Response) -> str:
+    """'403 Resource not accessible by integration': the status and GitHub's message, on one line."""
+    try:
+        message = response.json().get("message", "")
+    except (ValueError, AttributeError):
+        message = ""
+    text = " ".join(str(message or response.reason or "").split())[:200]
+    return f"{response.status_code} {text}".strip()
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _network_problem(error: Exception, api_url: str) -> str:
+    import requests
+
+    if isinstance(error, requests.Timeout):
+        return f"no answer from {api_url} in time ({type(error).__name__})"
+    reason = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(error))
+    detail = reason.group(1).strip() if reason else type(error).__name__
+    return f"cannot reach {api_url}: {detail}"
+
+
+# ---------------------------------------------------------------- command line
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a pull request number, e.g. 42, not {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--body-file", required=True, metavar="FILE",
+                        help="the Markdown to post, e.g. the output of ci-checks report; '-' reads stdin")
+    parser.add_argument("--repo", metavar="OWNER/NAME", help="repository (default: $GITHUB_REPOSITORY)")
+    parser.add_argument("--pr", type=_positive_int, metavar="N",
+                        help="pull request number (default: pull_request.number, else issue.number, from the event "
+                        "JSON at $GITHUB_EVENT_PATH)")
+    parser.add_argument("--token-env", default="GITHUB_TOKEN", metavar="NAME",
+                        help="name of the environment variable that holds the token (default: %(default)s); the "
+                        "token itself is never taken as an argument")
+    parser.add_argument("--api-url", metavar="URL",
+                        help=f"GitHub REST API root (default: $GITHUB_API_URL, else {DEFAULT_API_URL})")
+    parser.add_argument("--marker", default=DEFAULT_MARKER, metavar="ID",
+                        help="id of the hidden marker that makes the comment sticky; one comment per id "
+                        "(default: %(default)s)")
+    parser.add_argument("--author", metavar="LOGIN",
+                        help="login whose comments may be updated (default: the token's user, else "
+                        f"{ACTIONS_BOT} in GitHub Actions)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="read the comments and print what would be done, without writing (default: off)")
+
+
+def run(args: argparse.Namespace) -> int:
+    body = _read_body(args.body_file)
+    repo = args.repo or os.environ.get("GITHUB_REPOSITORY") or ""
+    if not repo:
+        raise UserError("no repository: pass --repo OWNER/NAME or set GITHUB_REPOSITORY")
+    pr = args.pr or _pr_from_event(os.environ.get("GITHUB_EVENT_PATH"))
+    token = _token(args.token_env, required=not args.dry_run)
+    api_url = args.api_url or os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL
+    in_actions = os.environ.get("GITHUB_ACTIONS") == "true"
+    try:
+        result = post_sticky_comment(
+            body, repo=repo, pr=pr, token=token, api_url=api_url, marker=args.marker, author=args.author,
+            fallback_author=ACTIONS_BOT if in_actions else None, dry_run=args.dry_run,
+            retry_base=_retry_base(),
+        )
+    except PostError as e:
+        print(f"ci-checks: error: {e}", file=sys.stderr)
+        return EXIT_FINDINGS
+    if result.author is None:
+        print("ci-checks comment: the token's login is unknown, so only comments that end with the marker were "
+              "considered; pass --author LOGIN to update only that account's comments", file=sys.stderr)
+    if result.dry_run:
+        target = result.url or f"{repo}#{pr}"
+        verb = {"created": "would create a comment on", "updated": "would update", "unchanged": "unchanged"}
+        print(f"dry run: {verb[result.action]} {target}")
+        return EXIT_OK
+    print(f"{result.action} {result.url}")
+    output = os.environ.get("GITHUB_OUTPUT")
+    if output:
+        try:
+            with open(output, "a", encoding="utf-8") as fh:
+                fh.write(f"comment-id={result.id}\ncomment-url={result.url}\ncomment-action={result.action}\n")
+        except OSError as e:
+            raise UserError(f"{output}: cannot write the step outputs to GITHUB_OUTPUT ({e.strerror})") from None
+    return EXIT_OK
+
+
+def _read_body(path: str) -> str:
+    if path == "-":
+        body = sys.stdin.read()
+        source = "stdin"
+    else:
+        source = path
+        try:
+            with open(path, encoding="utf-8") as fh:
+                body = fh.read()
+        except FileNotFoundError:
+            raise UserError(f"{path}: body file not found; write it first, e.g. ci-checks report ... --output "
+                            f"{path}") from None
+        except UnicodeDecodeError:
+            raise UserError(f"{path}: not UTF-8 text; pass the Markdown report") from None
+        except OSError as e:
+            raise UserError(f"{path}: cannot read the body file ({e.strerror})") from None
+    if not body.strip():
+        raise UserError(f"{source}: the body is empty; refusing to replace the comment with nothing")
+    return body
+
+
+def _pr_from_event(path: str | None) -> int:
+    hint = "pass --pr N, or run on a pull_request (or issue_comment) event"
+    if not path:
+        raise UserError(f"no pull request number: {hint}")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            event = json.load(fh)
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: cannot read the event JSON from GITHUB_EVENT_PATH ({e}); {hint}") from None
+    for key in ("pull_request", "issue"):
+        number = (event.get(key) or {}).get("number") if isinstance(event, dict) else None
+        if isinstance(number, int) and number > 0:
+            return number
+    raise UserError(f"{path}: the event has no pull_request.number or issue.number; {hint}")
+
+
+def _token(name: str, *, required: bool) -> str | None:
+    looks_like_token = name.startswith(_TOKEN_PREFIXES) or len(name) >= 40
+    if looks_like_token or not _ENV_NAME.fullmatch(name):
+        # Never echo the value: it may be the secret itself.
+        raise UserError("--token-env takes the NAME of an environment variable that holds the token "
+                        "(e.g. GITHUB_TOKEN), not the token itself")
+    token = os.environ.get(name, "").strip()
+    if token:
+        return token
+    if not required:
+        return None
+    raise UserError(f"no token in ${name}: set it in the step, e.g. env: {name}: ${{{{ github.token }}}}, or name "
+                    "another variable with --token-env")
+
+
+def _retry_base() -> float:
+    raw = os.environ.get(RETRY_BASE_ENV)
+    if raw is None or not raw.strip():
+        return DEFAULT_RETRY_BASE
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise UserError(f"{RETRY_BASE_ENV}={raw!r}: expected seconds >= 0, e.g. 1")
+    return value

@@ -1,0 +1,328 @@
+"""The CLI: exit codes, the text output, bad input as one line on stderr, and --help without torch."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ci_checks.main import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+SPECS = '''
+def lr_zero():
+    spec = good()
+    spec["optimizer_factory"] = lambda params: torch.optim.SGD(params, lr=0.0)
+    return spec
+
+
+def wrong_type():
+    return [good()]
+
+
+def missing_loss():
+    spec = good()
+    del spec["loss_fn"]
+    return spec
+
+
+def bad_shape():
+    spec = good()
+    spec["batch"] = synthetic_batch((5,), batch_size=8, num_classes=3)
+    return spec
+
+
+def non_scalar_loss():
+    spec = good()
+    spec["loss_fn"] = nn.CrossEntropyLoss(reduction="none")
+    return spec
+
+
+def not_a_module():
+    spec = good()
+    spec["model_factory"] = lambda: "model"
+    return spec
+
+
+def not_an_optimizer():
+    spec = good()
+    spec["optimizer_factory"] = lambda params: list(params)
+    return spec
+
+
+def raises():
+    raise ValueError("no data in CI")
+
+
+def batch_not_a_pair():
+    spec = good()
+    spec["batch"] = spec["batch"][0]
+    return spec
+
+
+def step_returns_vector():
+    def train_step(model, batch, loss_fn, optimizer):
+        x, y = batch
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        return nn.functional.cross_entropy(model(x), y, reduction="none")
+    return {**good(), "train_step": train_step}
+
+
+NOT_A_FUNCTION = 3
+'''
+
+
+@pytest.fixture
+def spec(write_spec, tmp_path, monkeypatch):
+    """The path of a spec module with good() and one function per kind of bad input; cwd is its folder."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("")  # keep the repository's own [tool.ci-checks] out of these tests
+    return write_spec(SPECS)
+
+
+def line_of(path: str, func: str) -> int:
+    return next(i for i, line in enumerate(Path(path).read_text().splitlines(), 1) if line.startswith(f"def {func}("))
+
+
+def test_clean_spec_exits_0(spec, capsys):
+    assert main(["train-check", "--spec", f"{spec}:good", "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert [line.split()[:2] for line in lines[:-1]] == [
+        ["PASS", name] for name in ("parameter-updates", "loss-at-init", "finite-values", "loss-decreases",
+                                    "memorization", "batch-independence", "reproducibility", "checkpoint", "train-mode")
+    ]
+    assert lines[-1].startswith("train-check: PASS - 9 passed, 0 warned, 0 failed, 0 skipped in ")
+    assert err == ""
+
+
+def test_failing_spec_exits_1_with_path_line_findings(spec, capsys):
+    assert main(["train-check", "--spec", f"{spec}:lr_zero", "--quiet"]) == 1
+    out, _ = capsys.readouterr()
+    assert "FAIL  parameter-updates" in out
+    assert f"ci_spec.py:{line_of(spec, 'lr_zero')}: error: parameter-updates: 0.weight did not change" in out
+    assert "its learning rate is 0" in out
+    assert out.splitlines()[-1].startswith("train-check: FAIL - ")
+
+
+def test_check_subcommand_runs_one_check(spec, capsys):
+    assert main(["memorization", "--spec", f"{spec}:good", "--quiet"]) == 0
+    out, _ = capsys.readouterr()
+    assert out.splitlines()[0].startswith("PASS  memorization")
+    assert "1 passed" in out.splitlines()[-1]
+
+
+def test_check_module_main_is_the_subcommand(spec, capsys):
+    from ci_checks.checks import parameter_updates
+
+    assert parameter_updates.main(["--spec", f"{spec}:lr_zero", "--quiet"]) == 1
+    assert capsys.readouterr().out.startswith("FAIL  parameter-updates")
+
+
+def test_checks_and_skip_select(spec, capsys):
+    argv = ["train-check", "--spec", f"{spec}:good", "--checks", "memorization, loss-at-init,loss-decreases",
+            "--skip", "loss-decreases", "--quiet"]
+    assert main(argv) == 0
+    out, _ = capsys.readouterr()
+    assert [line.split()[1] for line in out.splitlines()[:-1]] == ["loss-at-init", "memorization"]
+
+
+@pytest.mark.parametrize(("option", "value"), [
+    pytest.param("--checks", "memorisation", id="checks"),
+    pytest.param("--skip", "memorisation", id="skip"),
+])
+def test_unknown_check_name_exits_2_with_closest(spec, capsys, option, value):
+    assert main(["train-check", "--spec", f"{spec}:good", option, value]) == 2
+    _, err = capsys.readouterr()
+    assert err == "ci-checks: error: unknown check 'memorisation'; did you mean 'memorization'?\n"
+
+
+def test_set_overrides_a_setting(spec, capsys):
+    argv = ["train-check", "--spec", f"{spec}:lr_zero", "--checks", "memorization", "--format", "json",
+            "--set", "memorization.max-steps=12", "--set", "memorization.target-relative=0.5"]
+    assert main(argv) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["subject"]["settings"]["memorization"]["max-steps"] == 12
+    assert doc["subject"]["settings"]["memorization"]["target-relative"] == 0.5
+    assert doc["checks"][0]["figures"]["steps_run"] == 12
+
+
+@pytest.mark.parametrize(("item", "message"), [
+    pytest.param("memorization.max-steps", "expected CHECK.KEY=VALUE", id="no-equals"),
+    pytest.param("max-steps=5", "expected CHECK.KEY=VALUE", id="no-check"),
+    pytest.param("memorisation.max-steps=5", "unknown check 'memorisation'; did you mean 'memorization'?",
+                 id="unknown-check"),
+    pytest.param("memorization.max-step=5", "unknown setting 'memorization.max-step'; did you mean 'max-steps'?",
+                 id="unknown-setting"),
+    pytest.param("memorization.max-steps=lots", "'memorization.max-steps' must be int, got 'lots'", id="wrong-type"),
+    pytest.param("finite-values.x=1", "'finite-values' takes no settings", id="check-without-settings"),
+])
+def test_bad_set_exits_2(spec, capsys, item, message):
+    assert main(["train-check", "--spec", f"{spec}:good", "--set", item]) == 2
+    _, err = capsys.readouterr()
+    assert err.startswith("ci-checks: error: ") and message in err
+    assert err.count("\n") == 1
+
+
+BAD_INPUT = [
+    pytest.param("missing.py:good", "missing.py: spec file not found", id="spec-file-missing"),
+    pytest.param("{spec}", "names no function", id="no-colon"),
+    pytest.param("{spec}:nope", "has no function 'nope'; functions there: bad_shape, batch_not_a_pair", id="no-function"),
+    pytest.param("{spec}:NOT_A_FUNCTION", "'NOT_A_FUNCTION' is a int, not a function", id="not-a-function"),
+    pytest.param("{spec}:wrong_type", "must return a ci_checks.TrainingSpec or a dict, got list", id="wrong-return-type"),
+    pytest.param("{spec}:missing_loss", "the spec has no 'loss_fn'; add a callable", id="missing-required-key"),
+    pytest.param("{spec}:batch_not_a_pair", "'batch' must be a pair (inputs, targets), got Tensor", id="batch-not-pair"),
+    pytest.param("{spec}:raises", "the spec function raised ValueError: no data in CI", id="spec-function-raises"),
+    pytest.param("{spec}:bad_shape", "the model rejected the spec's batch: RuntimeError: mat1 and mat2", id="batch-shape"),
+    pytest.param("{spec}:non_scalar_loss", "loss_fn returned a tensor of shape [8], not a scalar", id="non-scalar-loss"),
+    pytest.param("{spec}:not_a_module", "model_factory() must return a torch.nn.Module, got str", id="not-a-module"),
+    pytest.param("{spec}:not_an_optimizer", "the optimizer must be a torch.optim.Optimizer, got list",
+                 id="not-an-optimizer"),
+    pytest.param("{spec}:step_returns_vector", "train_step returned a tensor of shape [8]", id="step-returns-vector"),
+    pytest.param("no_such_package.specs:good", "no_such_package.specs: module not found", id="module-missing"),
+]
+
+
+@pytest.mark.parametrize(("ref", "message"), BAD_INPUT)
+def test_bad_input_exits_2_with_one_line(spec, capsys, ref, message):
+    assert main(["train-check", "--spec", ref.format(spec=spec), "--quiet"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("ci-checks: error: ") and err.count("\n") == 1, err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_no_spec_anywhere_exits_2(spec, capsys):
+    assert main(["train-check"]) == 2
+    assert "no training spec: pass --spec FILE.py:FUNCTION" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    pytest.param(["--debug", "train-check"], id="before-subcommand"),
+    pytest.param(["train-check", "--debug"], id="after-subcommand"),
+])
+def test_debug_shows_the_traceback(spec, capsys, argv):
+    assert main([*argv, "--spec", f"{spec}:raises"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    assert "ValueError: no data in CI" in err
+    assert err.rstrip().splitlines()[-1].startswith("ci-checks: error: ")
+
+
+def _raise(exc: BaseException):
+    def boom(*args, **kwargs):
+        raise exc
+
+    return boom
+
+
+def test_internal_error_exits_3(spec, capsys, monkeypatch):
+    monkeypatch.setattr("ci_checks._report.render_text", _raise(ZeroDivisionError("float division by zero")))
+    assert main(["train-check", "--spec", f"{spec}:good", "--checks", "loss-at-init"]) == 3
+    err = capsys.readouterr().err
+    assert err == ("ci-checks: internal error: ZeroDivisionError: float division by zero "
+                   "(rerun with --debug for the traceback, and please report it)\n")
+
+
+def test_internal_error_with_debug_shows_traceback(spec, capsys, monkeypatch):
+    monkeypatch.setattr("ci_checks._report.render_text", _raise(ZeroDivisionError("float division by zero")))
+    assert main(["train-check", "--debug", "--spec", f"{spec}:good", "--checks", "loss-at-init"]) == 3
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
+
+
+def test_keyboard_interrupt_exits_130(spec, capsys, monkeypatch):
+    monkeypatch.setattr("ci_checks.checks.run_checks", _raise(KeyboardInterrupt()))
+    assert main(["train-check", "--spec", f"{spec}:good"]) == 130
+    assert capsys.readouterr().err == "ci-checks: interrupted\n"
+
+
+def test_no_command_prints_usage_and_exits_2(capsys):
+    assert main([]) == 2
+    assert capsys.readouterr().err.startswith("usage: ci-checks")
+
+
+def test_version(capsys):
+    from ci_checks import __version__
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out == f"ci-checks {__version__}\n"
+
+
+def test_unknown_option_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train-check", "--sepc", "x.py:f"])
+    assert exc.value.code == 2
+    assert "unrecognized arguments: --sepc" in capsys.readouterr().err
+
+
+def test_seed_device_and_threads_reach_the_run(spec, capsys):
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        argv = ["train-check", "--spec", f"{spec}:good", "--checks", "loss-at-init", "--format", "json",
+                "--seed", "7", "--device", "cpu", "--threads", "1"]
+        assert main(argv) == 0
+    finally:
+        torch.set_num_threads(threads)
+    subject = json.loads(capsys.readouterr().out)["subject"]
+    assert subject["seed"] == 7 and subject["device"] == "cpu"
+
+
+@pytest.mark.parametrize("argv", [
+    pytest.param(["--help"], id="top"),
+    pytest.param(["train-check", "--help"], id="train-check"),
+    pytest.param(["memorization", "--help"], id="check-subcommand"),
+    pytest.param(["--version"], id="version"),
+])
+def test_help_does_not_import_torch(argv):
+    code = (
+        "import sys\n"
+        "from ci_checks.main import main\n"
+        "try:\n"
+        f"    main({argv!r})\n"
+        "except SystemExit as e:\n"
+        "    assert e.code == 0, e.code\n"
+        "print('torch imported:', 'torch' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.splitlines()[-1] == "torch imported: False"
+
+
+def test_help_documents_exit_codes_and_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["train-check", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--spec", "--checks", "--skip", "--format", "--output", "--set", "--config"):
+        assert option in out
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "0 clean, 1 a check failed, 2 usage error or bad input, 3 internal error, 130 interrupted" in \
+        capsys.readouterr().out
+
+
+def test_python_dash_m(spec):
+    proc = subprocess.run([sys.executable, "-m", "ci_checks", "train-check", "--spec", f"{spec}:nope"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("ci-checks: error: ")
+
+
+def test_example_project_passes(monkeypatch, capsys):
+    monkeypatch.chdir(REPO)
+    assert main(["train-check", "--spec", "examples/ci_spec.py:training_spec", "--quiet"]) == 0
+    assert "9 passed, 0 warned, 0 failed" in capsys.readouterr().out
+    for name in ("model", "prepare", "train"):  # the example's src/ modules, imported by bare name
+        module = sys.modules.get(name)
+        if module is not None and os.fspath(REPO / "examples") in (getattr(module, "__file__", "") or ""):
+            monkeypatch.delitem(sys.modules, name)
