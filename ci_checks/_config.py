@@ -29,6 +29,7 @@ TOP_LEVEL: dict[str, type | tuple[type, ...]] = {
 # Tables owned by other commands: "module:function" validators, imported only when the table is present.
 # Each validator takes (table, where) and returns the validated table or raises UserError.
 SECTIONS: dict[str, str] = {
+    "golden": "ci_checks.golden:validate_config",
 }
 
 

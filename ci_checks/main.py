@@ -16,6 +16,7 @@ TRAIN_CHECK = "train-check"
 COMMANDS = {
     "report": "ci_checks.report",
     "export-parity": "ci_checks.export_parity",
+    "golden": "ci_checks.golden",
     "comment": "ci_checks.comment",
 }
 
