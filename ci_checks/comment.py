@@ -5,7 +5,8 @@ of the pull request's comments, takes the oldest one whose last line is that mar
 token's identity, and edits it (or leaves it alone when the body is the same); if there is none it creates one.
 The identity is ``--author`` when given, else the login GitHub reports for the token (``GET /user``: a personal
 access token), else ``github-actions[bot]`` inside GitHub Actions (the GITHUB_TOKEN cannot call ``/user``).
-Comments by anyone else are never edited, even when they carry the marker.
+Comments by anyone else are never edited, even when they carry the marker. (When no identity can be learned,
+an app's token outside Actions, any bot's marked comment qualifies, a person's never; ``--author`` narrows it.)
 
 Exit codes:
   0  created, updated or unchanged (or, with --dry-run, what would happen was printed)
@@ -206,7 +207,10 @@ class _Client:
     def __init__(self, api_url: str, token: str | None, *, repo: str, pr: int, session: requests.Session | None,
                  retry_base: float, attempts: int, max_wait: float, timeout: tuple[float, float],
                  sleep: Callable[[float], None]) -> None:
-        import requests
+        try:
+            import requests
+        except ImportError:
+            raise UserError("ci-checks comment needs the requests package: pip install requests") from None
 
         self._requests = requests
         self.api_url = _check_api_url(api_url)
@@ -248,18 +252,25 @@ class _Client:
         return None  # 403 "Resource not accessible by integration": an app or Actions token
 
     def find(self, line: str, author: str | None) -> dict[str, Any] | None:
-        """The oldest comment on every page that ends with the marker and is by author (any author if None)."""
+        """The oldest comment, on any page, that ends with the marker and is by author.
+
+        With no author known the token is an app's (a user token would have told its login), so any bot's
+        comment qualifies and a person's never does.
+        """
         for comment in self._comments():
             if not _has_marker(str(comment.get("body") or ""), line):
                 continue
-            login = str((comment.get("user") or {}).get("login") or "")
-            if author is None or login.lower() == author.lower():
+            user = comment.get("user") or {}
+            if author is None:
+                if user.get("type") == "Bot":
+                    return comment
+            elif str(user.get("login") or "").lower() == author.lower():
                 return comment
         return None
 
     def _comments(self) -> Iterator[dict[str, Any]]:
         url: str | None = f"{self.api_url}/repos/{self.repo}/issues/{self.pr}/comments?per_page=100"
-        seen = set()
+        seen: set[str] = set()
         while url is not None:
             if url in seen or len(seen) >= MAX_PAGES:
                 raise PostError(f"GitHub's comment pages do not end (at {url}); rerun the job")
@@ -269,7 +280,7 @@ class _Client:
                 self.raise_for(response, "GET", f"/repos/{self.repo}/issues/{self.pr}/comments")
             page = _json(response, expect=list)
             yield from (c for c in page if isinstance(c, dict))
-            url = None
+            url = response.links.get("next", {}).get("url")
             if url is not None and _origin(url) != _origin(self.api_url):
                 # The token must only ever go to --api-url.
                 raise PostError(f"GitHub's next-page link points elsewhere ({_origin(url)}); refusing to follow it")
@@ -464,8 +475,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"ci-checks: error: {e}", file=sys.stderr)
         return EXIT_FINDINGS
     if result.author is None:
-        print("ci-checks comment: the token's login is unknown, so only comments that end with the marker were "
-              "considered; pass --author LOGIN to update only that account's comments", file=sys.stderr)
+        print("ci-checks comment: the token's login is unknown (an app's token?), so any bot's comment with the "
+              "marker was eligible; pass --author LOGIN to update only that account's comments", file=sys.stderr)
     if result.dry_run:
         target = result.url or f"{repo}#{pr}"
         verb = {"created": "would create a comment on", "updated": "would update", "unchanged": "unchanged"}

@@ -135,11 +135,15 @@ def test_author_option_chooses_whose_comment_is_updated(gh: FakeGitHub, body: An
     assert app["body"].startswith("new") and not any(r.path == "/user" for r in gh.requests)
 
 
-def test_unknown_identity_outside_actions_says_so(gh: FakeGitHub, body: Any, monkeypatch: pytest.MonkeyPatch,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.delenv("GITHUB_ACTIONS")
-    assert comment("--body-file", body(), "--pr", "7") == 0
+def test_unknown_identity_updates_a_bot_s_comment_never_a_person_s(gh: FakeGitHub, body: Any,
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("GITHUB_ACTIONS")  # an app token outside Actions: GET /user is refused, no --author
+    person = gh.add_comment(f"pasted\n\n{MARKER}", "mallory")
+    bot = gh.add_comment(f"old\n\n{MARKER}", "my-app[bot]")
+    assert comment("--body-file", body("new"), "--pr", "7") == 0
     assert "--author" in one_line(capsys.readouterr().err)
+    assert bot["body"].startswith("new") and person["body"].startswith("pasted")
 
 
 def test_separate_markers_keep_separate_comments(gh: FakeGitHub, body: Any) -> None:
