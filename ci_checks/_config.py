@@ -29,6 +29,8 @@ TOP_LEVEL: dict[str, type | tuple[type, ...]] = {
 # Tables owned by other commands: "module:function" validators, imported only when the table is present.
 # Each validator takes (table, where) and returns the validated table or raises UserError.
 SECTIONS: dict[str, str] = {
+    "compare": "ci_checks.compare:validate_compare",
+    "metrics": "ci_checks.compare:validate_metrics",
     "golden": "ci_checks.golden:validate_config",
 }
 
@@ -77,7 +79,7 @@ def validate_config(table: Mapping[str, Any], *, defaults: Mapping[str, Mapping[
                 raise UserError(f"{where}: '{key}' must be {_type_name(expected)}, got {value!r}")
             if key == "format" and value not in FORMATS:
                 raise UserError(f"{where}: format must be one of {', '.join(FORMATS)}, got {value!r}")
-            if key in ("checks", "skip"):
+            if key in ("checks", "skip") and isinstance(value, list):
                 for name in value:
                     if name not in defaults:
                         raise UserError(f"{where}: {key} names unknown check {name!r}; {_closest(str(name), list(defaults))}")

@@ -216,7 +216,8 @@ class Harness:
 
     def loss_of(self, outputs: Any) -> torch.Tensor:
         assert self.spec.loss_fn is not None
-        return self.spec.loss_fn(outputs, self.targets)
+        loss: torch.Tensor = self.spec.loss_fn(outputs, self.targets)
+        return loss
 
     def step(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> float:
         """One training step: the user's own when given, else zero_grad/forward/backward/step."""
