@@ -74,7 +74,7 @@ def t_cdf(t: float, df: float) -> float:
 
 
 def t_ppf(q: float, df: float) -> float:
-    """The q-quantile of Student's t (bisection on t_cdf; q in (0, 1))."""
+    """The q-quantile of Student's t (q in (0, 1))."""
     if not 0.0 < q < 1.0:
         raise ValueError(f"quantile must be in (0, 1), got {q}")
     if q == 0.5:
@@ -84,15 +84,23 @@ def t_ppf(q: float, df: float) -> float:
         lo *= 2.0
     while t_cdf(hi, df) < q:
         hi *= 2.0
-    for _ in range(200):
-        mid = (lo + hi) / 2.0
-        if t_cdf(mid, df) < q:
-            lo = mid
+    # Newton steps on the bracket (the density is known in closed form), bisecting when a step leaves it.
+    log_c = math.lgamma((df + 1.0) / 2.0) - math.lgamma(df / 2.0) - 0.5 * math.log(df * math.pi)
+    x = (lo + hi) / 2.0
+    for _ in range(100):
+        err = t_cdf(x, df) - q
+        if abs(err) < 1e-15:
+            return x
+        if err < 0:
+            lo = x
         else:
-            hi = mid
-        if hi - lo < 1e-12 * max(1.0, abs(mid)):
+            hi = x
+        pdf = math.exp(log_c - (df + 1.0) / 2.0 * math.log1p(x * x / df))
+        step = x - err / pdf if pdf > 0 else math.nan
+        x = step if lo < step < hi else (lo + hi) / 2.0
+        if hi - lo < 1e-13 * max(1.0, abs(x)):
             break
-    return (lo + hi) / 2.0
+    return x
 
 
 @dataclass(frozen=True)
@@ -135,9 +143,9 @@ def bootstrap(
         raise ValueError("the bootstrap needs at least 2 samples per side")
     rng = random.Random(seed)
     nb, nh = len(base), len(head)
-    diffs = sorted(
-        math.fsum(rng.choices(head, k=nh)) / nh - math.fsum(rng.choices(base, k=nb)) / nb for _ in range(resamples)
-    )
+    # Draw every resample in one call per side, then slice: several times faster than a call per resample.
+    hs, bs = rng.choices(head, k=nh * resamples), rng.choices(base, k=nb * resamples)
+    diffs = sorted(sum(hs[i * nh:(i + 1) * nh]) / nh - sum(bs[i * nb:(i + 1) * nb]) / nb for i in range(resamples))
     tail = (1.0 - level) / 2.0
     lo = diffs[min(resamples - 1, max(0, int(math.floor(tail * resamples))))]
     hi = diffs[min(resamples - 1, max(0, int(math.ceil((1.0 - tail) * resamples)) - 1))]

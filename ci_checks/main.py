@@ -18,6 +18,7 @@ COMMANDS = {
     "export-parity": "ci_checks.export_parity",
     "golden": "ci_checks.golden",
     "comment": "ci_checks.comment",
+    "compare": "ci_checks.compare",
 }
 
 

@@ -1,0 +1,110 @@
+"""Reading metrics sources: flattening, what counts as a number, globs in git trees, dvc.yaml outputs."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ci_checks._errors import UserError
+from ci_checks._metrics import (
+    CurveSpec, FileSpec, GitTree, Metric, WorkingTree, flatten, glob_regex, read_curve, read_dvc_yaml, read_metrics,
+    to_samples,
+)
+
+
+@pytest.mark.parametrize(("value", "samples", "invalid"), [
+    pytest.param(0.5, [0.5], None, id="float"),
+    pytest.param(3, [3.0], None, id="int"),
+    pytest.param("0.25", [0.25], None, id="numeric-string"),
+    pytest.param([1, 2.5], [1.0, 2.5], None, id="seeds"),
+    pytest.param(float("nan"), [], "NaN", id="nan"),
+    pytest.param(float("inf"), [], "inf", id="inf"),
+    pytest.param("abc", [], "a string ('abc'), not a number", id="string"),
+    pytest.param(True, [], "a boolean (True), not a number", id="bool"),
+    pytest.param(None, [], "null, not a number", id="null"),
+    pytest.param([], [], "an empty list", id="empty-list"),
+    pytest.param([1, [2]], [], "a nested structure ([1, [2]]), not a list of numbers", id="nested"),
+    pytest.param([1, float("nan")], [], "a list with NaN", id="list-with-nan"),
+])
+def test_to_samples(value: Any, samples: list[float], invalid: str | None) -> None:
+    assert to_samples(value)[:2] == (samples, invalid)
+
+
+def test_flatten_nested_keys() -> None:
+    assert dict(flatten({"a": {"b": {"c": 1}, "d": [1, 2]}, "e": {}})) == {"a.b.c": 1, "a.d": [1, 2], "e": {}}
+
+
+@pytest.mark.parametrize(("pattern", "path", "match"), [
+    pytest.param("metrics/seed_*.json", "metrics/seed_1.json", True, id="star"),
+    pytest.param("metrics/*.json", "metrics/sub/a.json", False, id="star-stays-in-folder"),
+    pytest.param("**/metrics.json", "metrics.json", True, id="globstar-zero"),
+    pytest.param("**/metrics.json", "a/b/metrics.json", True, id="globstar-many"),
+    pytest.param("seed_[!0].json", "seed_0.json", False, id="negated-class"),
+    pytest.param("seed_?.json", "seed_7.json", True, id="question"),
+])
+def test_glob_regex_reads_globs_like_glob_glob(pattern: str, path: str, match: bool) -> None:
+    assert bool(glob_regex(pattern).fullmatch(path)) is match
+
+
+def test_git_tree_reads_and_globs_a_revision_under_a_subfolder(tmp_path: Path) -> None:
+    run = lambda *a: subprocess.run(a, cwd=tmp_path, check=True, capture_output=True)  # noqa: E731
+    run("git", "init", "-q", "-b", "main")
+    (tmp_path / "proj" / "m").mkdir(parents=True)
+    for i in range(3):
+        (tmp_path / "proj" / "m" / f"seed_{i}.json").write_text(f'{{"acc": 0.{i}}}')
+    run("git", "add", "-A")
+    run("git", "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-qm", "x")
+    tree = GitTree(str(tmp_path), "HEAD", "proj/", label="main")
+    try:
+        assert tree.glob("m/seed_*.json") == ["m/seed_0.json", "m/seed_1.json", "m/seed_2.json"]
+        assert tree.read("m/seed_2.json") == b'{"acc": 0.2}' and tree.read("m/nope.json") is None
+        assert tree.is_dir("m") and not tree.is_dir("n")
+        metrics: dict[str, Metric] = {}
+        read_metrics(tree, FileSpec("m/seed_*.json"), metrics)
+        assert metrics["m/seed_*.json:acc"].samples == [0.0, 0.1, 0.2]
+        assert tree.where("m/x.json") == "m/x.json at main"
+    finally:
+        tree.close()
+
+
+def test_dvc_yaml_outputs(tmp_path: Path) -> None:
+    (tmp_path / "dvc.yaml").write_text('''
+stages:
+  train:
+    cmd: python train.py
+    params: [train, {custom.yaml: [lr]}]
+    metrics: [metrics/train.json, {metrics/eval.json: {cache: false}}]
+    plots: [{plots/loss.csv: {x: epoch, y: [loss, val_loss]}}, plots/confusion.png]
+  sweep:
+    foreach: [1, 2]
+    do:
+      cmd: echo ${item}
+metrics: [summary.json]
+plots:
+  - acc:
+      x: step
+      y: {logs/train.tsv: acc, logs/val.tsv: [acc]}
+''')
+    found = read_dvc_yaml(WorkingTree(str(tmp_path)))
+    assert found is not None
+    assert found.metrics == {"metrics/train.json": True, "metrics/eval.json": False, "summary.json": False}
+    assert [(c.path, c.x, c.y) for c in found.plots] == [
+        ("plots/loss.csv", "epoch", ("loss", "val_loss")), ("logs/train.tsv", "step", ("acc",)),
+        ("logs/val.tsv", "step", ("acc",))]
+    assert found.params == ["custom.yaml"] and found.templated
+    assert read_dvc_yaml(WorkingTree(str(tmp_path / "none"))) is None
+
+
+def test_read_curve_formats(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text('{"train": [{"step": 0, "loss": 2}, {"step": 1, "loss": 1}]}')
+    (tmp_path / "b.csv").write_text("loss,acc\n2,0.1\n1,x\n")
+    tree = WorkingTree(str(tmp_path))
+    assert read_curve(tree, CurveSpec("a.json")) == ("step", {"step": [0.0, 1.0], "loss": [2.0, 1.0]})
+    x, columns = read_curve(tree, CurveSpec("b.csv", y=("acc",)))  # type: ignore[misc]
+    assert x == "step" and columns["step"] == [0.0, 1.0] and columns["acc"][0] == 0.1 and columns["acc"][1] != 0.1
+    assert read_curve(tree, CurveSpec("missing.csv")) is None
+    (tmp_path / "c.json").write_text('{"a": 1, "b": 2}')
+    with pytest.raises(UserError, match="c.json: a JSON plot must be a list of records"):
+        read_curve(tree, CurveSpec("c.json"))
