@@ -102,13 +102,29 @@ def write_spec(tmp_path: Any) -> Callable[..., str]:
     return write
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread() -> Iterator[None]:
+    """The models here are tiny: on a 2-core runner, intra-op threads cost ten times the arithmetic."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
-def _restore_import_state() -> Iterator[None]:
-    """Loading a spec puts its folder on sys.path and its module in sys.modules; undo that after each test."""
+def _restore_import_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Loading a spec puts its folder on sys.path and its modules in sys.modules; undo that after each test.
+
+    Otherwise a later test's `from helpers import ...` would get an earlier test's helpers module.
+    """
     path = list(sys.path)
     modules = set(sys.modules)
+    base = str(tmp_path_factory.getbasetemp())
     yield
     sys.path[:] = path
     for name in set(sys.modules) - modules:
-        if name.startswith("_ci_checks_") or name.startswith("userpkg"):
+        file = getattr(sys.modules[name], "__file__", None) or ""
+        if name.startswith("_ci_checks_") or file.startswith(base):
             del sys.modules[name]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ci_checks.checks import CHECKS
 from ci_checks.main import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -174,14 +175,19 @@ def test_bad_set_exits_2(spec, capsys, item, message):
 BAD_INPUT = [
     pytest.param("missing.py:good", "missing.py: spec file not found", id="spec-file-missing"),
     pytest.param("{spec}", "names no function", id="no-colon"),
-    pytest.param("{spec}:nope", "has no function 'nope'; functions there: bad_shape, batch_not_a_pair", id="no-function"),
+    pytest.param("{spec}:nope", "has no function 'nope'; functions there: bad_shape, batch_not_a_pair",
+                 id="no-function"),
     pytest.param("{spec}:NOT_A_FUNCTION", "'NOT_A_FUNCTION' is a int, not a function", id="not-a-function"),
-    pytest.param("{spec}:wrong_type", "must return a ci_checks.TrainingSpec or a dict, got list", id="wrong-return-type"),
+    pytest.param("{spec}:wrong_type", "must return a ci_checks.TrainingSpec or a dict, got list",
+                 id="wrong-return-type"),
     pytest.param("{spec}:missing_loss", "the spec has no 'loss_fn'; add a callable", id="missing-required-key"),
-    pytest.param("{spec}:batch_not_a_pair", "'batch' must be a pair (inputs, targets), got Tensor", id="batch-not-pair"),
+    pytest.param("{spec}:batch_not_a_pair", "'batch' must be a pair (inputs, targets), got Tensor",
+                 id="batch-not-pair"),
     pytest.param("{spec}:raises", "the spec function raised ValueError: no data in CI", id="spec-function-raises"),
-    pytest.param("{spec}:bad_shape", "the model rejected the spec's batch: RuntimeError: mat1 and mat2", id="batch-shape"),
-    pytest.param("{spec}:non_scalar_loss", "loss_fn returned a tensor of shape [8], not a scalar", id="non-scalar-loss"),
+    pytest.param("{spec}:bad_shape", "the model rejected the spec's batch: RuntimeError: mat1 and mat2",
+                 id="batch-shape"),
+    pytest.param("{spec}:non_scalar_loss", "loss_fn returned a tensor of shape [8], not a scalar",
+                 id="non-scalar-loss"),
     pytest.param("{spec}:not_a_module", "model_factory() must return a torch.nn.Module, got str", id="not-a-module"),
     pytest.param("{spec}:not_an_optimizer", "the optimizer must be a torch.optim.Optimizer, got list",
                  id="not-an-optimizer"),
@@ -307,22 +313,23 @@ def test_help_documents_exit_codes_and_defaults(capsys):
         assert option in out
     with pytest.raises(SystemExit):
         main(["--help"])
-    assert "0 clean, 1 a check failed, 2 usage error or bad input, 3 internal error, 130 interrupted" in \
-        capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Exit codes: 0 clean, 1 a check failed, 2 usage error or bad input, 3 internal error, 130 interrupted" in out
 
 
 def test_python_dash_m(spec):
-    proc = subprocess.run([sys.executable, "-m", "ci_checks", "train-check", "--spec", f"{spec}:nope"],
-                          capture_output=True, text=True)
+    argv = ["train-check", "--spec", f"{spec}:good", "--checks", "nope"]
+    proc = subprocess.run([sys.executable, "-m", "ci_checks", *argv], capture_output=True, text=True)
     assert proc.returncode == 2
-    assert proc.stderr.startswith("ci-checks: error: ")
+    assert proc.stderr == "ci-checks: error: unknown check 'nope'; valid keys: " + ", ".join(sorted(CHECKS)) + "\n"
 
 
 def test_example_project_passes(monkeypatch, capsys):
     monkeypatch.chdir(REPO)
-    assert main(["train-check", "--spec", "examples/ci_spec.py:training_spec", "--quiet"]) == 0
+    try:
+        assert main(["train-check", "--spec", "examples/ci_spec.py:training_spec", "--format", "text", "--quiet"]) == 0
+    finally:
+        for name in ("model", "prepare", "train"):  # the example's src/ modules, imported by bare name
+            if os.fspath(REPO / "examples") in (getattr(sys.modules.get(name), "__file__", None) or ""):
+                del sys.modules[name]
     assert "9 passed, 0 warned, 0 failed" in capsys.readouterr().out
-    for name in ("model", "prepare", "train"):  # the example's src/ modules, imported by bare name
-        module = sys.modules.get(name)
-        if module is not None and os.fspath(REPO / "examples") in (getattr(module, "__file__", "") or ""):
-            monkeypatch.delitem(sys.modules, name)

@@ -148,7 +148,7 @@ def run_checks(
     merged = default_settings()
     for source in (spec.settings, settings or {}):
         for check, values in source.items():
-            merged.setdefault(check, {}).update({k.replace("_", "-"): v for k, v in values.items()})
+            merged.setdefault(check.replace("_", "-"), {}).update({k.replace("_", "-"): v for k, v in values.items()})
     harness = Harness(spec, device=device, seed=seed)
     harness.preflight()
     session = Session(harness, merged, selected=tuple(checks), progress=progress)

@@ -19,7 +19,8 @@ def gaussian_nll(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     pytest.param({"loss_fn": nn.CrossEntropyLoss(label_smoothing=0.2)}, id="label-smoothing"),
     pytest.param({"model_factory": lambda: nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 2)),
                   "loss_fn": gaussian_nll, "batch": synthetic_batch((4,), batch_size=8)}, id="loss-goes-negative"),
-    pytest.param({"model_factory": lambda: nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, 3))},
+    pytest.param({"model_factory": lambda: nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Dropout(0.3),
+                                                         nn.Linear(32, 3))},
                  id="dropout-noise"),
 ])
 def test_passes(make_spec, overrides):

@@ -54,7 +54,8 @@ PASSING = [
                   "loss_fn": nn.MSELoss(), "batch": synthetic_batch((4,), batch_size=8)}, "R^2", id="regression"),
     pytest.param({"loss_fn": nn.CrossEntropyLoss(label_smoothing=0.1)}, "accuracy", id="label-smoothing"),
     pytest.param({"model_factory": lambda: nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 2)),
-                  "loss_fn": gaussian_nll, "batch": synthetic_batch((4,), batch_size=8)}, "loss", id="loss-goes-negative"),
+                  "loss_fn": gaussian_nll, "batch": synthetic_batch((4,), batch_size=8)}, "loss",
+                 id="loss-goes-negative"),
     pytest.param({"train_step": accumulating_step}, "accuracy", id="gradient-accumulation"),
     pytest.param({"model_factory": LogitsAndLoss, "loss_fn": lambda out, y: F.cross_entropy(out[0], y) + 0.01 * out[1]},
                  "accuracy", id="logits-loss-tuple"),
@@ -78,7 +79,8 @@ def test_passes(make_spec, overrides, measure):
 FAILING = [
     pytest.param({"train_step": permuted_labels_step}, "targets that change between steps", id="labels-permuted"),
     pytest.param({"optimizer_factory": lambda p: torch.optim.SGD(p, lr=0.0)}, "likely learning rate 0", id="lr-zero"),
-    pytest.param({"optimizer_factory": lambda p: torch.optim.SGD(p, lr=1e6)}, "exploding learning rate", id="exploding-lr"),
+    pytest.param({"optimizer_factory": lambda p: torch.optim.SGD(p, lr=1e6)}, "exploding learning rate",
+                 id="exploding-lr"),
 ]
 
 
@@ -100,7 +102,8 @@ def test_target_loss_setting(make_spec):
 
 
 def test_time_budget_stops_training(make_spec):
-    result = memorization(make_spec(train_step=permuted_labels_step), settings={"max-seconds": 0.0, "max-steps": 10_000})
+    spec = make_spec(train_step=permuted_labels_step)
+    result = memorization(spec, settings={"max-seconds": 0.0, "max-steps": 10_000})
     assert result.status == "fail"
     assert result.figures["stop_reason"] == "time budget"
     assert result.figures["steps_run"] == 10  # still long enough for the other checks' windows

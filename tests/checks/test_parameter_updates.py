@@ -57,6 +57,20 @@ def accumulating_step(model, batch, loss_fn, optimizer):
     return total
 
 
+def zero_grad_last_step(set_to_none: bool):
+    """backward, step, then zero_grad: the gradients are cleared for the next step, not before this one."""
+
+    def train_step(model, batch, loss_fn, optimizer):
+        x, y = batch
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=set_to_none)
+        return loss
+
+    return train_step
+
+
 def detached_step(model, batch, loss_fn, optimizer):
     x, y = batch
     optimizer.zero_grad()
@@ -64,7 +78,6 @@ def detached_step(model, batch, loss_fn, optimizer):
     loss.backward()
     optimizer.step()
     return loss
-
 
 
 def _stale_setup():
@@ -79,8 +92,11 @@ PASSING = [
     pytest.param(lambda mlp, step: {"train_step": step()}, id="user-step"),
     pytest.param(lambda mlp, step: {"train_step": manual_sgd_step}, id="manual-update-ignores-optimizer"),
     pytest.param(lambda mlp, step: {"train_step": accumulating_step}, id="gradient-accumulation"),
+    pytest.param(lambda mlp, step: {"train_step": zero_grad_last_step(True)}, id="zero-grad-after-step"),
+    pytest.param(lambda mlp, step: {"train_step": zero_grad_last_step(False)}, id="zero-grad-after-step-to-zeros"),
     pytest.param(lambda mlp, step: {"model_factory": PartlyFrozen, "frozen": ["emb"]}, id="declared-frozen-module"),
-    pytest.param(lambda mlp, step: {"model_factory": PartlyFrozen, "frozen": "emb.*"}, id="declared-frozen-glob-string"),
+    pytest.param(lambda mlp, step: {"model_factory": PartlyFrozen, "frozen": "emb.*"},
+                 id="declared-frozen-glob-string"),
     pytest.param(
         lambda mlp, step: {"model_factory": lambda: nn.Sequential(mlp(), nn.Softmax(-1)),
                            "loss_fn": lambda out, y: nn.functional.nll_loss(out.log(), y)},
@@ -159,6 +175,7 @@ def test_missing_zero_grad_is_reported_with_the_step(make_spec, make_step, optim
     (finding,) = result.findings
     assert "missing optimizer.zero_grad()" in finding.message
     assert finding.details["step"] == 2
+    assert finding.location is not None and finding.location.file.endswith("conftest.py")  # the user's step
 
 
 def test_missing_zero_grad_is_reported_once_in_the_suite(make_spec, make_step):

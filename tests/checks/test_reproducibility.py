@@ -46,7 +46,8 @@ def unseeded_init_model() -> nn.Module:
 
 PASSING = [
     pytest.param({}, id="clean"),
-    pytest.param({"model_factory": lambda: nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3))},
+    pytest.param({"model_factory": lambda: nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.5),
+                                                         nn.Linear(16, 3))},
                  id="dropout"),
     pytest.param({"train_step": global_generators_step}, id="global-generators-are-seeded"),
     pytest.param({"train_step": augmenting_step(lambda: np.random.default_rng(0))}, id="seeded-numpy-generator"),

@@ -81,7 +81,8 @@ PASSING = [
     pytest.param(lambda step: {"model_factory": dropout_mlp, "train_step": step_with_validation_pass},
                  id="eval-pass-then-train", marks=pytest.mark.xfail(strict=True, reason=(
                      "train-mode counts every forward in the step, including a no_grad eval pass (pseudo-labels, "
-                     "logging) whose output never reaches the loss; only forwards run with grad enabled should count"))),
+                     "logging) whose output never reaches the loss; only forwards run with grad enabled should "
+                     "count"))),
     pytest.param(lambda step: {"train_step": step(mode="eval")}, id="eval-is-harmless-without-dropout-or-batchnorm"),
     pytest.param(lambda step: {"model_factory": RegisteredCounter}, id="state-in-a-buffer"),
     pytest.param(lambda step: {"model_factory": lambda: batchnorm_mlp(momentum=0.0), "frozen": ["1"]},
@@ -106,7 +107,8 @@ FAILING = [
     pytest.param(lambda step: {"train_step": trains_a_copy},
                  "error", "never called the model it was given", id="trains-a-copy"),
     pytest.param(lambda step: {"model_factory": PlainConstant},
-                 "warning", "scale is a plain tensor attribute: .to(device) does not move it", id="plain-tensor-constant"),
+                 "warning", "scale is a plain tensor attribute: .to(device) does not move it",
+                 id="plain-tensor-constant"),
     pytest.param(lambda step: {"model_factory": lambda: batchnorm_mlp(momentum=0.0)},
                  "warning", "BatchNorm 1 did not update its running statistics", id="batchnorm-momentum-zero"),
 ]
