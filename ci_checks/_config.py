@@ -32,6 +32,7 @@ SECTIONS: dict[str, str] = {
     "compare": "ci_checks.compare:validate_compare",
     "metrics": "ci_checks.compare:validate_metrics",
     "golden": "ci_checks.golden:validate_config",
+    "rerun": "ci_checks.rerun:validate_config",
 }
 
 
@@ -48,9 +49,9 @@ def find_pyproject(start: str | None = None) -> str | None:
         here = parent
 
 
-def _closest(key: str, valid: list[str]) -> str:
+def _closest(key: str, valid: list[str], kind: str = "keys") -> str:
     match = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
-    return f"did you mean '{match[0]}'?" if match else f"valid keys: {', '.join(sorted(valid))}"
+    return f"did you mean '{match[0]}'?" if match else f"valid {kind}: {', '.join(sorted(valid))}"
 
 
 def load_config(path: str | None, *, defaults: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -82,7 +83,7 @@ def validate_config(table: Mapping[str, Any], *, defaults: Mapping[str, Mapping[
             if key in ("checks", "skip") and isinstance(value, list):
                 for name in value:
                     if name not in defaults:
-                        raise UserError(f"{where}: {key} names unknown check {name!r}; {_closest(str(name), list(defaults))}")
+                        raise UserError(f"{where}: {key} names unknown check {name!r}; {_closest(str(name), list(defaults), 'checks')}")
             config[key] = value
         elif key in defaults:
             if not isinstance(value, Mapping):
@@ -113,7 +114,10 @@ def coerce_setting(check: str, key: str, value: Any, known: Mapping[str, Any], *
         return value
     elif isinstance(default, float) and isinstance(value, (int, float)):
         return float(value)
-    raise UserError(f"{where}: '{check}.{key}' must be {type(default).__name__ if default is not None else 'a number'}, got {value!r}")
+    raise UserError(f"{where}: '{check}.{key}' must be {_TYPE_WORDS.get(type(default), type(default).__name__) if default is not None else 'a number'}, got {value!r}")
+
+
+_TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
 
 def parse_value(text: str) -> Any:

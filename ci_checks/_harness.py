@@ -367,7 +367,8 @@ class Harness:
         run.lr_by_param = {n: lr_of.get(id(p)) for n, p in named.items()}
         run.in_optimizer = {n: id(p) in run.optimizer_ids for n, p in named.items()}
         run.requires_grad = {n: p.requires_grad for n, p in named.items()}
-        run.mode_dependent = [n or "model" for n, m in model.named_modules() if isinstance(m, MODE_DEPENDENT)]
+        run.mode_dependent = [f"{type(m).__name__} {n or 'model'}" for n, m in model.named_modules()
+                              if isinstance(m, MODE_DEPENDENT)]
         state = _Observer(run, model, named)
         before = {n: p.detach().clone() for n, p in named.items()}
         bn_before = {
@@ -519,8 +520,10 @@ class _Observer:
 
     def _pre_forward(self, module: torch.nn.Module, args: Any) -> None:
         if self.active:
-            self.run.root_modes.append(module.training)
             self.run.forward_calls[-1] += 1
+            # A no_grad pass in eval mode inside the step (pseudo-labels, logging) is not training.
+            if torch.is_grad_enabled():
+                self.run.root_modes.append(module.training)
 
     def _post_forward(self, module: torch.nn.Module, args: Any, output: Any) -> None:
         if not self.active:

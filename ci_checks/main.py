@@ -17,6 +17,7 @@ COMMANDS = {
     "report": "ci_checks.report",
     "export-parity": "ci_checks.export_parity",
     "golden": "ci_checks.golden",
+    "rerun": "ci_checks.rerun",
     "comment": "ci_checks.comment",
     "compare": "ci_checks.compare",
 }
@@ -86,7 +87,7 @@ def _resolve_checks(args: argparse.Namespace, config: dict[str, Any]) -> list[st
     skip = _split(args.skip) or list(config.get("skip", []))
     for name in chosen + skip:
         if name not in CHECKS:
-            raise UserError(f"unknown check {name!r}; {_closest(name, list(CHECKS))}")
+            raise UserError(f"unknown check {name!r}; {_closest(name, list(CHECKS), 'checks')}")
     return [c for c in CHECKS if c in chosen and c not in skip]
 
 

@@ -114,6 +114,26 @@ def validate(spec: TrainingSpec, *, where: str) -> TrainingSpec:
     return spec
 
 
+_SPEC_FOLDERS: set[str] = set()
+
+
+def _forget_other_spec_folders(folder: str) -> None:
+    """Unload modules imported from earlier specs' folders, so this spec's `import model` gets its own model.py.
+
+    Several specs in one process (the pytest plugin, the benchmark) would otherwise share the first one's siblings.
+    """
+    for other in _SPEC_FOLDERS - {folder}:
+        prefix = other + os.sep
+        for name, mod in list(sys.modules.items()):
+            file = getattr(mod, "__file__", None) or ""
+            if file.startswith(prefix) and not name.startswith("ci_checks"):
+                del sys.modules[name]
+        while other in sys.path:
+            sys.path.remove(other)
+    _SPEC_FOLDERS.intersection_update({folder})
+    _SPEC_FOLDERS.add(folder)
+
+
 def _import_file(path: str) -> types.ModuleType:
     abspath = os.path.abspath(path)
     name = "_ci_checks_spec_" + os.path.splitext(os.path.basename(abspath))[0].replace("-", "_")
@@ -122,7 +142,9 @@ def _import_file(path: str) -> types.ModuleType:
         raise UserError(f"{path}: cannot be imported as Python; {SPEC_HELP}")
     module = importlib.util.module_from_spec(module_spec)
     # The spec's own imports ("from model import Net") resolve next to the file, as when run as a script.
-    sys.path.insert(0, os.path.dirname(abspath))
+    folder = os.path.dirname(abspath)
+    _forget_other_spec_folders(folder)
+    sys.path.insert(0, folder)
     sys.modules[name] = module
     module_spec.loader.exec_module(module)
     return module

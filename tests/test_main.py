@@ -162,7 +162,7 @@ def test_set_overrides_a_setting(spec, capsys):
                  id="unknown-check"),
     pytest.param("memorization.max-step=5", "unknown setting 'memorization.max-step'; did you mean 'max-steps'?",
                  id="unknown-setting"),
-    pytest.param("memorization.max-steps=lots", "'memorization.max-steps' must be int, got 'lots'", id="wrong-type"),
+    pytest.param("memorization.max-steps=lots", "'memorization.max-steps' must be an integer, got 'lots'", id="wrong-type"),
     pytest.param("finite-values.x=1", "'finite-values' takes no settings", id="check-without-settings"),
 ])
 def test_bad_set_exits_2(spec, capsys, item, message):
@@ -321,7 +321,7 @@ def test_python_dash_m(spec):
     argv = ["train-check", "--spec", f"{spec}:good", "--checks", "nope"]
     proc = subprocess.run([sys.executable, "-m", "ci_checks", *argv], capture_output=True, text=True)
     assert proc.returncode == 2
-    assert proc.stderr == "ci-checks: error: unknown check 'nope'; valid keys: " + ", ".join(sorted(CHECKS)) + "\n"
+    assert proc.stderr == "ci-checks: error: unknown check 'nope'; valid checks: " + ", ".join(sorted(CHECKS)) + "\n"
 
 
 def test_example_project_passes(monkeypatch, capsys):

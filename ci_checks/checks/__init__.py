@@ -48,6 +48,7 @@ class Session:
     selected: Sequence[str] = CHECKS
     progress: Callable[[str], None] | None = None
     reported_step_failure: bool = False
+    reproducible: bool | None = None  # set by the reproducibility check when it ran
     _run: Run | None = field(default=None, repr=False)
 
     def opt(self, check: str, key: str) -> Any:
@@ -145,10 +146,21 @@ def run_checks(
         ref = getattr(spec, "__qualname__", type(spec).__name__)
         # An object skips load_spec's validation; without it frozen="emb.*" would be read as the patterns e, m, b, ., *
         spec = validate(spec, where=ref)
+    from ci_checks._config import _closest, coerce_setting
+    from ci_checks._errors import UserError
+
+    for name in checks:
+        if name not in CHECKS:
+            raise UserError(f"unknown check {name!r}; {_closest(name, list(CHECKS), 'checks')}")
     merged = default_settings()
-    for source in (spec.settings, settings or {}):
+    for where, source in (("the spec's settings", spec.settings), ("settings", settings or {})):
         for check, values in source.items():
-            merged.setdefault(check.replace("_", "-"), {}).update({k.replace("_", "-"): v for k, v in values.items()})
+            check = check.replace("_", "-")
+            if check not in merged:
+                raise UserError(f"{where}: unknown check {check!r}; {_closest(check, list(merged))}")
+            for key, value in values.items():
+                key = key.replace("_", "-")
+                merged[check][key] = coerce_setting(check, key, value, default_settings()[check], where=where)
     harness = Harness(spec, device=device, seed=seed)
     harness.preflight()
     session = Session(harness, merged, selected=tuple(checks), progress=progress)

@@ -26,6 +26,17 @@ def check(session: Session) -> CheckResult:
     h = session.harness
     run = session.main_run()
     before, after = session.checkpoint_steps
+    why = None
+    if run.stale_grad is not None:
+        why = "gradients carry over between steps (missing zero_grad, see parameter-updates)"
+    elif session.reproducible is False:
+        why = "two runs with the same seed already differ (see reproducibility)"
+    if why is not None:
+        result.skipped = True
+        result.summary = f"skipped: {why}, so no resumed run can match"
+        if run.checkpoint_path and os.path.exists(run.checkpoint_path):
+            os.remove(run.checkpoint_path)
+        return result
     rtol, atol = float(session.opt(NAME, "rtol")), float(session.opt(NAME, "atol"))
     which = "save_checkpoint" if h.spec.save_checkpoint else "the default torch.save of both state_dicts"
     result.figures.update(steps_before=before, steps_after=after, custom=h.spec.save_checkpoint is not None)

@@ -37,12 +37,13 @@ def check(session: Session) -> CheckResult:
         ratio = max(loss / expected, expected / loss) if loss > 0 and expected > 0 else math.inf
         result.figures["ratio"] = ratio
         observed = f"initial loss {loss:.4g}, expected about {expected:.4g} for {task.describe()}"
+        off = f"{ratio:.1f}x off" if math.isfinite(ratio) else "not positive"
         if ratio > float(session.opt(NAME, "fail-ratio")):
-            result.add("error", f"{NAME}: {observed} ({ratio:.1f}x off) - output layer initialised with large "
+            result.add("error", f"{NAME}: {observed} ({off}) - output layer initialised with large "
                        "weights, logits scaled up, or a loss that is not averaged over the batch",
                        location=loc, initial_loss=loss, expected=expected)
         elif ratio > float(session.opt(NAME, "warn-ratio")):
-            result.add("warning", f"{NAME}: {observed} ({ratio:.1f}x off) - check the output layer's "
+            result.add("warning", f"{NAME}: {observed} ({off}) - check the output layer's "
                        "initialisation and the loss reduction", location=loc, initial_loss=loss, expected=expected)
         result.summary = observed
     else:

@@ -36,7 +36,7 @@ def check(session: Session) -> CheckResult:
                    " - learning rate far too high", location=session.location)
     elif tail >= first:
         trend = "rose" if tail > first + 1e-6 * max(1.0, abs(first)) else "stayed flat"
-        hint = ("learning rate too high (exploding)" if trend == "rose"
+        hint = ("learning rate too high (exploding), or targets that change every step" if trend == "rose"
                 else "learning rate 0, frozen parameters, or a loss detached from the model")
         result.add("error", f"{NAME}: the loss {trend} over the first {len(window)} steps ({first:.4g} -> {tail:.4g})"
                    f" - {hint}", location=session.location, first_loss=first, last_loss=tail)

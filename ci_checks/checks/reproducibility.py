@@ -39,7 +39,8 @@ def check(session: Session) -> CheckResult:
     result.figures.update(steps=steps, max_loss_diff=loss_diff, max_param_diff=diff)
     result.summary = f"{steps} steps twice: max loss diff {loss_diff:.2g}, max parameter diff {diff:.2g}"
     bad_loss = next((i for i, (a, b) in enumerate(zip(losses, run.losses)) if not _close(a, b, rtol, atol)), None)
-    if name is None and bad_loss is None:
+    session.reproducible = name is None and bad_loss is None
+    if session.reproducible:
         return result
     init_name, _ = _first_difference(_state(h.build()[0]), _state(h.build()[0]), rtol, atol)
     if init_name is not None:

@@ -24,15 +24,15 @@ def check(session: Session) -> CheckResult:
     h = session.harness
     run = session.main_run()
     loc = session.location
-    forwards = len(run.root_modes)
+    forwards = len(run.root_modes)  # forwards with autograd on, inside the step
     evals = sum(1 for m in run.root_modes if not m)
     result.figures.update(forwards=forwards, eval_forwards=evals, mode_dependent=len(run.mode_dependent))
-    if forwards == 0:
+    if sum(run.forward_calls) == 0:
         result.add("error", f"{NAME}: the training step never called the model it was given - it trains another "
                    "object (a copy, or a global model)", location=loc)
     elif evals and run.mode_dependent:
         result.add("error", f"{NAME}: {evals} of {forwards} forward passes in the training step ran in eval mode, "
-                   f"so {', '.join(run.mode_dependent[:3])} behave as in evaluation - call model.train() in the step "
+                   f"so {', '.join(run.mode_dependent[:3])} behaved as in evaluation - call model.train() in the step "
                    "(an evaluation pass left the model in eval mode)", location=loc, eval_forwards=evals)
     frozen = tuple(h.spec.frozen)
     for name, updated in run.bn_updated.items():

@@ -117,10 +117,6 @@ def _step(*, zero_grad=True, rng=None):
     return train_step
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "checkpoint compares the resumed run with one uninterrupted run, so any nondeterminism or a gradient carried "
-    "across steps is blamed on 'optimizer state not saved'; it should defer to reproducibility/parameter-updates"
-))
 @pytest.mark.parametrize(("overrides", "culprit"), [
     pytest.param(lambda: {"train_step": _step(rng=np.random.default_rng)}, "reproducibility",
                  id="unseeded-randomness"),
@@ -130,4 +126,5 @@ def test_other_bugs_are_not_blamed_on_the_checkpoint(make_spec, overrides, culpr
     report = run_checks(make_spec(**overrides()), [culprit, "checkpoint"])
     culprit_result, checkpoint_result = report.checks
     assert culprit_result.status == "fail"
-    assert checkpoint_result.status != "fail", [f.message for f in checkpoint_result.findings]
+    assert checkpoint_result.status == "skip", [f.message for f in checkpoint_result.findings]
+    assert culprit in checkpoint_result.summary

@@ -1,0 +1,344 @@
+"""rerun: replay recorded training runs (git refs with DVC params, data and metrics) with the current code.
+
+Each run: a git worktree of the current code (uncommitted changes included), the ref's params files, dvc.lock
+and .dvc files, its data checked out from the DVC cache or remote, the pipeline run again, and the new metrics
+and curves compared with the ones recorded at the ref under the [tool.ci-checks.metrics] policy.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ci_checks._errors import UserError
+from ci_checks._report import CheckResult, Report
+
+HELP = "replay recorded training runs (git refs with DVC params/data) with the current code and compare outcomes"
+RUN_KEYS: dict[str, type | tuple[type, ...]] = {"name": str, "ref": str, "command": str, "stages": list, "timeout-minutes": (int, float), "metrics": dict}
+DEFAULTS: dict[str, Any] = {"runs": [], "timeout-minutes": 120, "workdir": ".ci-checks/rerun", "command": None}
+
+
+def validate_config(table: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """[tool.ci-checks.rerun]: runs = [{name, ref, command?, stages?, timeout-minutes?, metrics?}], defaults."""
+    from ci_checks._config import _closest
+
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in DEFAULTS:
+            raise UserError(f"{where}: unknown key '{key}'; {_closest(key, list(DEFAULTS))}")
+        out[key] = value
+    runs = out.get("runs", [])
+    if not isinstance(runs, list):
+        raise UserError(f"{where}: 'runs' must be an array of tables ([[tool.ci-checks.rerun.runs]])")
+    seen = set()
+    for i, run in enumerate(runs):
+        if not isinstance(run, Mapping):
+            raise UserError(f"{where}.runs[{i}]: must be a table with at least name and ref")
+        for key, value in run.items():
+            if key not in RUN_KEYS:
+                raise UserError(f"{where}.runs[{i}]: unknown key '{key}'; {_closest(key, list(RUN_KEYS))}")
+            if not isinstance(value, RUN_KEYS[key]) or isinstance(value, bool):
+                raise UserError(f"{where}.runs[{i}]: '{key}' has the wrong type ({value!r})")
+        for key in ("name", "ref"):
+            if key not in run:
+                raise UserError(f"{where}.runs[{i}]: missing '{key}'")
+        if run["name"] in seen:
+            raise UserError(f"{where}.runs[{i}]: duplicate run name {run['name']!r}")
+        seen.add(run["name"])
+    if not isinstance(out.get("timeout-minutes", 1), (int, float)):
+        raise UserError(f"{where}: 'timeout-minutes' must be a number")
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", dest="runs", action="append", default=[], metavar="NAME",
+                        help="replay this configured run (repeatable; default: all runs in [tool.ci-checks.rerun])")
+    parser.add_argument("--ref", help="replay one ad-hoc run recorded at this git ref (tag or commit)")
+    parser.add_argument("--list", action="store_true", help="print the configured runs as a JSON array (a job matrix)")
+    parser.add_argument("--command", help="command that runs the pipeline (default: dvc repro --force [stages])")
+    parser.add_argument("--device", help="device passed to the pipeline as CI_CHECKS_DEVICE (default: cuda if "
+                        "torch sees a GPU, else cpu)")
+    parser.add_argument("--timeout-minutes", type=float, help="wall-clock limit per run (default: 120)")
+    parser.add_argument("--workdir", help="where workspaces live (default: .ci-checks/rerun, git-ignored)")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run in its kept workspace "
+                        "(DVC skips finished stages; the pipeline finds its checkpoints in CI_CHECKS_CHECKPOINT_DIR)")
+    parser.add_argument("--keep", action="store_true", help="keep workspaces after the run (default: removed)")
+    parser.add_argument("--config", metavar="PYPROJECT", help="pyproject.toml (default: the nearest one)")
+    parser.add_argument("--format", choices=("text", "json", "github"), default="text", help="output format (default: text)")
+    parser.add_argument("--output", metavar="FILE", help="also write the JSON results to FILE")
+    parser.add_argument("--quiet", action="store_true", help="do not stream the pipeline's output")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ci_checks import _config
+    from ci_checks._report import emit
+    from ci_checks.checks import default_settings
+
+    config_path = args.config or _config.find_pyproject()
+    config = _config.load_config(config_path, defaults=default_settings())
+    settings = {**DEFAULTS, **config.get("rerun", {})}
+    runs = list(settings["runs"])
+    if args.list:
+        print(json.dumps([r["name"] for r in runs]))
+        return 0
+    if args.ref:
+        runs = [{"name": args.ref, "ref": args.ref}]
+    elif args.runs:
+        known = {r["name"]: r for r in runs}
+        for name in args.runs:
+            if name not in known:
+                from ci_checks._config import _closest
+
+                raise UserError(f"no recorded run named {name!r} in [tool.ci-checks.rerun]; {_closest(name, list(known))}")
+        runs = [known[n] for n in args.runs]
+    if not runs:
+        raise UserError("nothing to replay: pass --ref REF, or list runs under [tool.ci-checks.rerun] "
+                        "(runs = [{name = \"v1\", ref = \"v1.0\"}])")
+    project = os.path.dirname(os.path.abspath(config_path)) if config_path else os.getcwd()
+    log = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    report = replay(project, runs, policies=config.get("metrics", {}), command=args.command or settings["command"],
+                    device=args.device, timeout_minutes=args.timeout_minutes or float(settings["timeout-minutes"]),
+                    workdir=args.workdir or settings["workdir"], resume=args.resume, keep=args.keep, log=log)
+    emit(report, fmt=args.format, output=args.output, stream=sys.stdout)
+    return report.exit_code
+
+
+def default_device() -> str:
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _git(args: Sequence[str], cwd: str, check: bool = True) -> str:
+    out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                         env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+    if check and out.returncode != 0:
+        raise UserError(f"git {' '.join(args[:2])} failed in {cwd}: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
+    return out.stdout
+
+
+def replay(project: str, runs: Sequence[Mapping[str, Any]], *, policies: Mapping[str, Mapping[str, Any]] | None = None,
+           command: str | None = None, device: str | None = None, timeout_minutes: float = 120,
+           workdir: str = ".ci-checks/rerun", resume: bool = False, keep: bool = False,
+           log: Callable[[str], None] = lambda line: None) -> Report:
+    """Replay each run; return one Report (command "rerun") with a result per run and per metric."""
+    from ci_checks.compare import find_repo
+
+    project = os.path.abspath(project)
+    repo = find_repo(project)
+    if repo is None:
+        raise UserError(f"{project} is not in a git repository; rerun replays git refs")
+    device = device or default_device()
+    report = Report("rerun", subject={"base": {"ref": "recorded runs", "sha": None, "source": "git"},
+                                      "device": device, "runs": [r["name"] for r in runs]})
+    for spec in runs:
+        sha = _git(["rev-parse", "--verify", "--quiet", f"{spec['ref']}^{{commit}}"], repo.toplevel, check=False).strip()
+        if not sha:
+            raise UserError(f"run {spec['name']!r}: git ref {spec['ref']!r} does not exist here; fetch it "
+                            f"(git fetch --tags, or actions/checkout with fetch-depth: 0)")
+        _require_recorded_metrics(repo, sha, spec)
+        merged = dict(policies or {})
+        merged.update(spec.get("metrics", {}))
+        report.checks.extend(_replay_one(repo, project, sha, spec, policies=merged, command=command, device=device,
+                                         timeout=float(spec.get("timeout-minutes", timeout_minutes)) * 60,
+                                         workdir=os.path.join(project, workdir), resume=resume, keep=keep, log=log))
+    return report
+
+
+def _require_recorded_metrics(repo: Any, sha: str, spec: Mapping[str, Any]) -> None:
+    from ci_checks._metrics import GitTree, read_dvc_yaml
+
+    tree = GitTree(repo.toplevel, sha, repo.prefix, label=f"{spec['ref']} ({sha[:7]})")
+    try:
+        outputs = read_dvc_yaml(tree)
+        recorded = [p for p in (outputs.metrics if outputs else {}) if tree.read(p) is not None]
+    finally:
+        tree.close()
+    if outputs is None:
+        raise UserError(f"run {spec['name']!r}: {spec['ref']} has no dvc.yaml in {repo.prefix or 'the repository root'}; "
+                        "rerun replays DVC pipelines recorded at a ref")
+    if not recorded:
+        raise UserError(f"run {spec['name']!r}: {spec['ref']} has no recorded metrics (none of "
+                        f"{', '.join(outputs.metrics) or 'the dvc.yaml metrics'} is committed there); record a run by "
+                        "committing its metrics (cache: false) and tagging the commit")
+
+
+def _workspace(repo: Any, project: str, sha: str, path: str, log: Callable[[str], None]) -> str:
+    """A worktree of HEAD plus the working tree's changes, then the ref's params, lock and .dvc files."""
+    from ci_checks._metrics import GitTree, read_dvc_yaml
+
+    if os.path.exists(path):
+        _remove_workspace(repo, path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    _git(["worktree", "add", "--detach", "--force", path, "HEAD"], repo.toplevel)
+    changed = _git(["ls-files", "-m", "-o", "--exclude-standard", "-z"], repo.toplevel).split("\0")
+    deleted = set(_git(["ls-files", "-d", "-z"], repo.toplevel).split("\0"))
+    rel_workdir = os.path.relpath(os.path.dirname(path), repo.toplevel)
+    for name in filter(None, changed):
+        if name.startswith(rel_workdir + os.sep) or name in deleted:
+            continue
+        dst = os.path.join(path, name)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copy2(os.path.join(repo.toplevel, name), dst)
+    for name in filter(None, deleted):
+        if os.path.exists(os.path.join(path, name)):
+            os.remove(os.path.join(path, name))
+    ws_project = os.path.join(path, repo.prefix)
+    tree = GitTree(repo.toplevel, sha, repo.prefix, label=sha[:7])
+    try:
+        outputs = read_dvc_yaml(tree)
+        pinned = {"dvc.lock", *(outputs.params if outputs else []), "params.yaml"}
+        pinned.update(f for f in tree.files if f.endswith(".dvc"))
+        for name in sorted(pinned):
+            data = tree.read(name)
+            if data is not None:
+                with open(os.path.join(ws_project, name), "wb") as fh:
+                    fh.write(data)
+    finally:
+        tree.close()
+    log(f"workspace {path}: current code, params/lock/data of {sha[:7]}")
+    return ws_project
+
+
+def _remove_workspace(repo: Any, path: str) -> None:
+    subprocess.run(["git", "worktree", "remove", "--force", path], cwd=repo.toplevel, capture_output=True)
+    shutil.rmtree(path, ignore_errors=True)
+    subprocess.run(["git", "worktree", "prune"], cwd=repo.toplevel, capture_output=True)
+
+
+def _dvc(args: Sequence[str], cwd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+
+
+def _restore_data(project: str, ws: str, log: Callable[[str], None]) -> None:
+    """Use the project's DVC cache (and its local config, which may name the remote's credentials)."""
+    cache = os.path.join(project, ".dvc", "cache")
+    if os.path.isdir(os.path.join(project, ".dvc")):
+        local = os.path.join(project, ".dvc", "config.local")
+        if os.path.exists(local):
+            shutil.copy2(local, os.path.join(ws, ".dvc", "config.local"))
+        _dvc(["config", "--local", "cache.dir", cache], ws)
+    if not os.path.exists(os.path.join(ws, "dvc.lock")):
+        return
+    out = _dvc(["checkout", "--quiet"], ws)
+    if out.returncode == 0:
+        return
+    log("data recorded at the ref is not in the local DVC cache: dvc fetch")
+    fetched = _dvc(["fetch", "--quiet"], ws)
+    if fetched.returncode != 0:
+        last = (fetched.stderr.strip().splitlines() or ["unknown error"])[-1]
+        raise UserError(f"cannot fetch the data recorded at the ref from the DVC remote: {last} - check the remote "
+                        "(dvc remote list) and its credentials on this runner")
+    out = _dvc(["checkout", "--quiet"], ws)
+    if out.returncode != 0:
+        raise UserError(f"dvc checkout failed in the replay workspace: {(out.stderr.strip().splitlines() or [''])[-1]}")
+
+
+def _run_pipeline(cmd: str, cwd: str, env: Mapping[str, str], timeout: float, name: str,
+                  log: Callable[[str], None]) -> tuple[int | None, float, list[str]]:
+    """Run the pipeline with streamed, prefixed output; kill its process group at the time limit."""
+    start = time.perf_counter()
+    tail: list[str] = []
+    proc = subprocess.Popen(shlex.split(cmd), cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            tail = (tail + [line])[-20:]
+            log(f"[{name} {time.perf_counter() - start:6.0f}s] {line}")
+            if time.perf_counter() - start > timeout:
+                raise subprocess.TimeoutExpired(cmd, timeout)
+        proc.wait(timeout=max(1.0, timeout - (time.perf_counter() - start)))
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return None, time.perf_counter() - start, tail
+    except KeyboardInterrupt:
+        os.killpg(proc.pid, signal.SIGTERM)
+        raise
+    return proc.returncode, time.perf_counter() - start, tail
+
+
+def _replay_one(repo: Any, project: str, sha: str, spec: Mapping[str, Any], *, policies: Mapping[str, Any],
+                command: str | None, device: str, timeout: float, workdir: str, resume: bool, keep: bool,
+                log: Callable[[str], None]) -> list[CheckResult]:
+    from ci_checks.compare import compare
+
+    name = str(spec["name"])
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    path = os.path.join(workdir, safe)
+    state_file = os.path.join(workdir, f"{safe}.state.json")
+    head = repo.head_sha
+    state = {}
+    if resume and os.path.exists(state_file):
+        with open(state_file, encoding="utf-8") as fh:
+            state = json.load(fh)
+    resuming = bool(state) and state.get("sha") == sha and state.get("head") == head and os.path.isdir(path)
+    summary = CheckResult(f"rerun {name}", figures={"kind": "rerun", "ref": spec["ref"], "sha": sha, "device": device,
+                                                    "resumed": resuming})
+    ws = os.path.join(path, repo.prefix) if resuming else _workspace(repo, project, sha, path, log)
+    os.makedirs(workdir, exist_ok=True)
+    with open(state_file, "w", encoding="utf-8") as fh:
+        json.dump({"sha": sha, "head": head, "status": "running"}, fh)
+    try:
+        _restore_data(project, ws, log)
+        stages = " ".join(shlex.quote(s) for s in spec.get("stages", []))
+        cmd = spec.get("command") or command or f"dvc repro {'' if resuming else '--force '}{stages}".strip()
+        if cmd.startswith("dvc "):
+            cmd = f"{shlex.quote(sys.executable)} -m {cmd}"
+        checkpoints = os.path.join(path, ".checkpoints")
+        os.makedirs(checkpoints, exist_ok=True)
+        env = {**os.environ, "CI_CHECKS_DEVICE": device, "CI_CHECKS_CHECKPOINT_DIR": checkpoints,
+               "DVC_NO_ANALYTICS": "1"}
+        log(f"[{name}] {'resuming' if resuming else 'replaying'} {spec['ref']} ({sha[:7]}) on {device}: {cmd}")
+        code, seconds, tail = _run_pipeline(cmd, ws, env, timeout, name, log)
+        summary.figures.update(seconds=round(seconds, 2), command=cmd, returncode=code)
+        if code is None:
+            summary.add("error", f"rerun {name}: the pipeline did not finish within {timeout / 60:.0f} min and was "
+                        "stopped; rerun with --resume to continue from its checkpoints, or raise timeout-minutes")
+            summary.summary = "timed out"
+            keep = True
+            return [summary]
+        if code != 0:
+            last = next((line for line in reversed(tail) if line.strip()), "")
+            summary.add("error", f"rerun {name}: the pipeline failed with exit code {code} on the new code: {last}")
+            summary.summary = f"pipeline failed (exit {code})"
+            return [summary]
+        compared = compare(ws, base=sha, policies=policies, fail_on="regressed", env={})
+        results: list[CheckResult] = []
+        for check in compared.checks:
+            check.check = f"{name}: {check.check}"
+            for finding in check.findings:
+                finding.check = check.check
+                finding.location = None
+            results.append(check)
+        metrics = [c for c in results if c.figures.get("kind") == "metric"]
+        regressed = [c for c in metrics if c.figures.get("verdict") == "regressed"]
+        summary.figures.update(metrics=len(metrics), regressed=len(regressed))
+        summary.summary = (f"replayed {spec['ref']} in {seconds:.1f}s on {device}: {len(metrics)} metrics, "
+                           f"{len(regressed)} regressed")
+        if regressed:
+            worst = regressed[0].figures
+            summary.add("error", f"rerun {name}: replaying {spec['ref']} with the new code regressed {len(regressed)} "
+                        f"metric(s), e.g. {regressed[0].check.split(': ', 1)[1]} {worst['base']:.4g} -> "
+                        f"{worst['head']:.4g}")
+        with open(state_file, "w", encoding="utf-8") as fh:
+            json.dump({"sha": sha, "head": head, "status": "done"}, fh)
+        return [summary, *results]
+    finally:
+        if not keep:
+            _remove_workspace(repo, path)
+            if os.path.exists(state_file):
+                os.remove(state_file)
