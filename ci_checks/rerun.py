@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replay this configured run (repeatable; default: all runs in [tool.ci-checks.rerun])")
     parser.add_argument("--ref", help="replay one ad-hoc run recorded at this git ref (tag or commit)")
     parser.add_argument("--list", action="store_true", help="print the configured runs as a JSON array (a job matrix)")
-    parser.add_argument("--command", help="command that runs the pipeline (default: dvc repro --force [stages])")
+    parser.add_argument("--command", dest="pipeline_command", help="command that runs the pipeline (default: dvc repro --force [stages])")
     parser.add_argument("--device", help="device passed to the pipeline as CI_CHECKS_DEVICE (default: cuda if "
                         "torch sees a GPU, else cpu)")
     parser.add_argument("--timeout-minutes", type=float, help="wall-clock limit per run (default: 120)")
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
                         "(runs = [{name = \"v1\", ref = \"v1.0\"}])")
     project = os.path.dirname(os.path.abspath(config_path)) if config_path else os.getcwd()
     log = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
-    report = replay(project, runs, policies=config.get("metrics", {}), command=args.command or settings["command"],
+    report = replay(project, runs, policies=config.get("metrics", {}), command=args.pipeline_command or settings["command"],
                     device=args.device, timeout_minutes=args.timeout_minutes or float(settings["timeout-minutes"]),
                     workdir=args.workdir or settings["workdir"], resume=args.resume, keep=args.keep, log=log)
     emit(report, fmt=args.format, output=args.output, stream=sys.stdout)
@@ -235,14 +235,18 @@ def _restore_data(project: str, ws: str, log: Callable[[str], None]) -> None:
     if out.returncode == 0:
         return
     log("data recorded at the ref is not in the local DVC cache: dvc fetch")
-    fetched = _dvc(["fetch", "--quiet"], ws)
-    if fetched.returncode != 0:
-        last = (fetched.stderr.strip().splitlines() or ["unknown error"])[-1]
-        raise UserError(f"cannot fetch the data recorded at the ref from the DVC remote: {last} - check the remote "
-                        "(dvc remote list) and its credentials on this runner")
-    out = _dvc(["checkout", "--quiet"], ws)
+    fetched = _dvc(["fetch"], ws)
+    out = _dvc(["checkout", "--quiet"], ws) if fetched.returncode == 0 else fetched
     if out.returncode != 0:
-        raise UserError(f"dvc checkout failed in the replay workspace: {(out.stderr.strip().splitlines() or [''])[-1]}")
+        remote = _dvc(["remote", "list"], ws).stdout.strip().replace("\t", " ") or "none configured"
+        raise UserError(f"cannot fetch the data recorded at the ref from the DVC remote ({remote}): "
+                        f"{_last_line(fetched)} / {_last_line(out)} - check that the remote is reachable from this "
+                        "runner and its credentials (dvc remote list, .dvc/config.local)")
+
+
+def _last_line(out: subprocess.CompletedProcess[str]) -> str:
+    lines = [line.strip() for line in (out.stderr + "\n" + out.stdout).splitlines() if line.strip()]
+    return lines[-1][:200] if lines else f"exit code {out.returncode}"
 
 
 def _run_pipeline(cmd: str, cwd: str, env: Mapping[str, str], timeout: float, name: str,
@@ -300,7 +304,9 @@ def _replay_one(repo: Any, project: str, sha: str, spec: Mapping[str, Any], *, p
             cmd = f"{shlex.quote(sys.executable)} -m {cmd}"
         checkpoints = os.path.join(path, ".checkpoints")
         os.makedirs(checkpoints, exist_ok=True)
-        env = {**os.environ, "CI_CHECKS_DEVICE": device, "CI_CHECKS_CHECKPOINT_DIR": checkpoints,
+        # Stages that call `python` get the interpreter ci-checks runs in (its virtualenv may not be on PATH).
+        search_path = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+        env = {**os.environ, "PATH": search_path, "CI_CHECKS_DEVICE": device, "CI_CHECKS_CHECKPOINT_DIR": checkpoints,
                "DVC_NO_ANALYTICS": "1"}
         log(f"[{name}] {'resuming' if resuming else 'replaying'} {spec['ref']} ({sha[:7]}) on {device}: {cmd}")
         code, seconds, tail = _run_pipeline(cmd, ws, env, timeout, name, log)

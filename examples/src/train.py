@@ -37,7 +37,7 @@ def save_checkpoint(model: torch.nn.Module, optimizer: torch.optim.Optimizer, pa
 
 
 def load_checkpoint(model: torch.nn.Module, optimizer: torch.optim.Optimizer, path: str) -> None:
-    state = torch.load(path, map_location="cpu")
+    state = torch.load(path, map_location=next(model.parameters()).device)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
 
@@ -46,24 +46,39 @@ def main() -> None:
     with open(os.path.join(HERE, "params.yaml")) as fh:
         params = yaml.safe_load(fh)["train"]
     torch.manual_seed(params["seed"])
+    # `ci-checks rerun` picks the device and a folder for checkpoints, so an interrupted replay resumes.
+    device = torch.device(os.environ.get("CI_CHECKS_DEVICE", "cpu"))
+    resume = os.path.join(os.environ["CI_CHECKS_CHECKPOINT_DIR"], "train.pt") if os.environ.get(
+        "CI_CHECKS_CHECKPOINT_DIR") else None
     data = np.load(os.path.join(HERE, "data", "spirals.npz"))
-    x, y = torch.from_numpy(data["x_train"]), torch.from_numpy(data["y_train"])
-    model = SpiralNet(hidden=params["hidden"], dropout=params["dropout"])
+    x, y = torch.from_numpy(data["x_train"]).to(device), torch.from_numpy(data["y_train"]).to(device)
+    model = SpiralNet(hidden=params["hidden"], dropout=params["dropout"]).to(device)
     optimizer = make_optimizer(model.parameters(), params["lr"], params["weight_decay"])
     loss_fn = torch.nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(params["seed"])
-    curve = []
-    for epoch in range(params["epochs"]):
+    curve: list[dict[str, float]] = []
+    if resume and os.path.exists(resume):
+        state = torch.load(resume, map_location=device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["rng"])
+        curve = state["curve"]
+        print(f"resumed from {resume} after epoch {len(curve)}")
+    for epoch in range(len(curve), params["epochs"]):
         order = torch.randperm(len(y), generator=gen)
         losses = [float(train_step(model, (x[idx], y[idx]), loss_fn, optimizer))
                   for idx in order.split(params["batch_size"])]
         curve.append({"epoch": epoch, "loss": sum(losses) / len(losses)})
+        if resume:
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "curve": curve,
+                        "generator": gen.get_state(), "rng": torch.get_rng_state()}, resume)
     model.eval()
     with torch.no_grad():
         train_acc = float((model(x).argmax(1) == y).float().mean())
     for sub in ("models", "metrics", "plots"):
         os.makedirs(os.path.join(HERE, sub), exist_ok=True)
-    save_checkpoint(model, optimizer, os.path.join(HERE, "models", "model.pt"))
+    save_checkpoint(model.cpu(), optimizer, os.path.join(HERE, "models", "model.pt"))
     with open(os.path.join(HERE, "metrics", "train.json"), "w") as fh:
         json.dump({"loss": curve[-1]["loss"], "accuracy": train_acc}, fh, indent=2)
     with open(os.path.join(HERE, "plots", "train_loss.csv"), "w", newline="") as fh:
