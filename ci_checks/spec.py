@@ -44,6 +44,7 @@ class TrainingSpec:
     load_checkpoint: Callable[[Any, Any, str], Any] | None = None
     forward: Callable[[Any, Any], Any] | None = None
     prediction: Callable[[Any], Any] | None = None
+    export: Callable[[Any, Any, str], Any] | None = None
     frozen: Sequence[str] = ()
     batch_dim: int = 0
     device: str | None = None
@@ -65,6 +66,7 @@ _CALLABLE_FIELDS = (
     "load_checkpoint",
     "forward",
     "prediction",
+    "export",
 )
 _FIELD_HELP = {
     "model_factory": "a callable returning a fresh torch.nn.Module",
