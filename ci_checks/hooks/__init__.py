@@ -2,6 +2,7 @@
 
 Exit codes follow the kit's contract: 0 clean, 1 findings, 2 usage error or bad input, 3 internal error.
 """
+
 from __future__ import annotations
 
 import sys

@@ -4,6 +4,7 @@ Reads every dvc.yaml (stage outs, metrics and plots) and *.dvc file in the git i
 that is, or lies under, an output DVC caches. Outputs declared with `cache: false` are meant to be in git and are
 skipped, and so are templated paths (`${...}`) that cannot be resolved without DVC.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,10 @@ def _git(args: Sequence[str], cwd: str | None) -> str:
     except FileNotFoundError:
         raise UserError("git is not installed or not on PATH; install git to run this hook") from None
     if done.returncode != 0:
-        raise UserError(f"git {' '.join(args)} failed: {done.stderr.strip() or done.returncode}; "
-                        "run the hook inside a git repository")
+        raise UserError(
+            f"git {' '.join(args)} failed: {done.stderr.strip() or done.returncode}; "
+            "run the hook inside a git repository"
+        )
     return done.stdout
 
 
@@ -40,7 +43,9 @@ def _load_yaml(path: str) -> Any:
     try:
         import yaml
     except ImportError:
-        raise UserError("PyYAML is needed to read DVC files; pip install pyyaml (the pre-commit hook installs it)") from None
+        raise UserError(
+            "PyYAML is needed to read DVC files; pip install pyyaml (the pre-commit hook installs it)"
+        ) from None
     try:
         with open(path, encoding="utf-8") as fh:
             return yaml.safe_load(fh)
@@ -108,8 +113,10 @@ def committed_outputs(root: str) -> list[str]:
         for out in outputs:
             if path == out.path or path.startswith(out.path.rstrip("/") + "/"):
                 where = f"stage '{out.stage}' in {out.declared_in}" if out.stage else out.declared_in
-                problems.append(f"{path} is committed to git but DVC caches it (output '{out.path}' of {where}); "
-                                f"untrack it: git rm -r --cached '{path}' and commit, and keep it in .gitignore")
+                problems.append(
+                    f"{path} is committed to git but DVC caches it (output '{out.path}' of {where}); "
+                    f"untrack it: git rm -r --cached '{path}' and commit, and keep it in .gitignore"
+                )
                 break
     return problems
 

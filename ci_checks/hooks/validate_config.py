@@ -3,6 +3,7 @@
 The same validation as every ci-checks command (unknown keys are rejected with the closest valid name), without
 importing torch or the user's code. A `spec = "FILE.py:FUNCTION"` that names a missing file is reported too.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,10 @@ def validate(path: str) -> list[str]:
         if colon and file.endswith(".py"):
             target = os.path.join(os.path.dirname(os.path.abspath(path)), file)
             if not os.path.isfile(target):
-                return [f"{path} [tool.ci-checks]: spec {spec!r} names {file}, which does not exist next to "
-                        f"{os.path.basename(path)}; fix the path (it is relative to that directory)"]
+                return [
+                    f"{path} [tool.ci-checks]: spec {spec!r} names {file}, which does not exist next to "
+                    f"{os.path.basename(path)}; fix the path (it is relative to that directory)"
+                ]
     return []
 
 
