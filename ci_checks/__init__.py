@@ -1,4 +1,5 @@
 """ci-checks: catch silently broken deep-learning training before merge."""
+
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version

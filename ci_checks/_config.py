@@ -1,4 +1,5 @@
 """User configuration: [tool.ci-checks] in the target repository's pyproject.toml, validated."""
+
 from __future__ import annotations
 
 import difflib
@@ -69,7 +70,9 @@ def load_config(path: str | None, *, defaults: Mapping[str, Mapping[str, Any]]) 
     return validate_config(table, defaults=defaults, where=f"{path} [tool.ci-checks]")
 
 
-def validate_config(table: Mapping[str, Any], *, defaults: Mapping[str, Mapping[str, Any]], where: str) -> dict[str, Any]:
+def validate_config(
+    table: Mapping[str, Any], *, defaults: Mapping[str, Mapping[str, Any]], where: str
+) -> dict[str, Any]:
     """Check keys and types against the known settings; unknown keys are rejected with the closest valid one."""
     valid = list(TOP_LEVEL) + list(defaults) + list(SECTIONS)
     config: dict[str, Any] = {}
@@ -83,7 +86,8 @@ def validate_config(table: Mapping[str, Any], *, defaults: Mapping[str, Mapping[
             if key in ("checks", "skip") and isinstance(value, list):
                 for name in value:
                     if name not in defaults:
-                        raise UserError(f"{where}: {key} names unknown check {name!r}; {_closest(str(name), list(defaults), 'checks')}")
+                        hint = _closest(str(name), list(defaults), "checks")
+                        raise UserError(f"{where}: {key} names unknown check {name!r}; {hint}")
             config[key] = value
         elif key in defaults:
             if not isinstance(value, Mapping):
@@ -114,7 +118,8 @@ def coerce_setting(check: str, key: str, value: Any, known: Mapping[str, Any], *
         return value
     elif isinstance(default, float) and isinstance(value, (int, float)):
         return float(value)
-    raise UserError(f"{where}: '{check}.{key}' must be {_TYPE_WORDS.get(type(default), type(default).__name__) if default is not None else 'a number'}, got {value!r}")
+    wanted = "a number" if default is None else _TYPE_WORDS.get(type(default), type(default).__name__)
+    raise UserError(f"{where}: '{check}.{key}' must be {wanted}, got {value!r}")
 
 
 _TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}

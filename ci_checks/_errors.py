@@ -1,4 +1,5 @@
 """The exit-code contract and the one place that maps failures to it."""
+
 from __future__ import annotations
 
 import contextlib

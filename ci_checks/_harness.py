@@ -3,6 +3,7 @@
 One instrumented run is shared by the checks of a suite (memorization, loss decrease, finite values,
 parameter updates, train mode, checkpoint), so `train-check` trains once rather than once per check.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -179,9 +180,7 @@ class Harness:
                 assert spec.model_factory is not None and spec.optimizer_factory is not None
                 model = spec.model_factory()
                 if not isinstance(model, torch.nn.Module):
-                    raise UserError(
-                        f"model_factory() must return a torch.nn.Module, got {type(model).__name__}"
-                    )
+                    raise UserError(f"model_factory() must return a torch.nn.Module, got {type(model).__name__}")
                 model = model.to(self.device)
                 optimizer = spec.optimizer_factory(model.parameters())
         except UserError:
@@ -367,8 +366,9 @@ class Harness:
         run.lr_by_param = {n: lr_of.get(id(p)) for n, p in named.items()}
         run.in_optimizer = {n: id(p) in run.optimizer_ids for n, p in named.items()}
         run.requires_grad = {n: p.requires_grad for n, p in named.items()}
-        run.mode_dependent = [f"{type(m).__name__} {n or 'model'}" for n, m in model.named_modules()
-                              if isinstance(m, MODE_DEPENDENT)]
+        run.mode_dependent = [
+            f"{type(m).__name__} {n or 'model'}" for n, m in model.named_modules() if isinstance(m, MODE_DEPENDENT)
+        ]
         state = _Observer(run, model, named)
         before = {n: p.detach().clone() for n, p in named.items()}
         bn_before = {
@@ -395,8 +395,9 @@ class Harness:
                 if not math.isfinite(loss) and run.nonfinite is None:
                     run.nonfinite = (step, "the loss")
                 if step == 1:
-                    run.changes = {n: float((p.detach() - before[n]).abs().max()) if p.numel() else 0.0
-                                   for n, p in named.items()}
+                    run.changes = {
+                        n: float((p.detach() - before[n]).abs().max()) if p.numel() else 0.0 for n, p in named.items()
+                    }
                     run.grad_norms = dict(state.grad_norms)
                     for n, m in model.named_modules():
                         if n in bn_before and m.running_mean is not None:
@@ -454,7 +455,9 @@ class Harness:
             run.checkpoint_error = e
         _set_rng_state(run.rng_at[step])
 
-    def resume(self, run: Run, step: int, steps: int) -> tuple[list[float], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    def resume(
+        self, run: Run, step: int, steps: int
+    ) -> tuple[list[float], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Build fresh objects, load the run's checkpoint, continue: return losses and states (loaded, final)."""
         assert run.checkpoint_path is not None
         model, optimizer = self.build(seed=self.seed + 1)
@@ -481,7 +484,11 @@ def _plain_tensors(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]
     """Tensors stored on modules as plain attributes: not in state_dict, not moved by .to()."""
     for mod_name, module in model.named_modules():
         for attr, value in vars(module).items():
-            if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter) and not attr.startswith("_"):
+            if (
+                isinstance(value, torch.Tensor)
+                and not isinstance(value, torch.nn.Parameter)
+                and not attr.startswith("_")
+            ):
                 yield (f"{mod_name}.{attr}" if mod_name else attr), value
 
 

@@ -3,6 +3,7 @@
 A metric is named ``file:key.sub`` (``metrics/eval.json:accuracy``). Its value is a list of samples: one
 number, a list of numbers (seeds), or one number per file of a glob (``metrics/seed_*.json``).
 """
+
 from __future__ import annotations
 
 import csv
@@ -86,17 +87,22 @@ class GitTree(Tree):
         if self._files is None:
             out = subprocess.run(
                 ["git", "ls-tree", "-r", "-z", "--name-only", "--full-tree", self.rev, "--", self.prefix or "."],
-                cwd=self.toplevel, capture_output=True, check=False,
+                cwd=self.toplevel,
+                capture_output=True,
+                check=False,
             )
             names = out.stdout.decode("utf-8", "replace").split("\0") if out.returncode == 0 else []
-            self._files = sorted(n[len(self.prefix):] for n in names if n and n.startswith(self.prefix))
+            self._files = sorted(n[len(self.prefix) :] for n in names if n and n.startswith(self.prefix))
         return self._files
 
     def read(self, path: str) -> bytes | None:
         if self._proc is None:
             self._proc = subprocess.Popen(
-                ["git", "cat-file", "--batch"], cwd=self.toplevel,
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                ["git", "cat-file", "--batch"],
+                cwd=self.toplevel,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
             )
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._proc.stdin.write(f"{self.rev}:{self.prefix}{path}\n".encode())
@@ -162,7 +168,7 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
             if end == -1:
                 out.append(re.escape(c))
             else:
-                body = pattern[i + 1:end]
+                body = pattern[i + 1 : end]
                 out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
                 i = end
         else:
@@ -190,8 +196,10 @@ def parse_document(data: bytes, path: str, where: str) -> Any:
         try:
             return json.loads(text)
         except json.JSONDecodeError as e:
-            raise UserError(f"{where}: invalid JSON ({e.msg} at line {e.lineno} column {e.colno}); "
-                            "fix the file or the step that writes it") from None
+            raise UserError(
+                f"{where}: invalid JSON ({e.msg} at line {e.lineno} column {e.colno}); "
+                "fix the file or the step that writes it"
+            ) from None
     if suffix == ".toml":
         try:
             return tomllib.loads(text)
@@ -220,8 +228,10 @@ def parse_table(data: bytes, path: str, where: str) -> tuple[list[str], list[dic
         raise UserError(f"{where}: invalid CSV ({e}); fix the file or the step that writes it") from None
     for n, row in enumerate(rows, start=2):
         if None in row or any(v is None for v in row.values()):
-            raise UserError(f"{where}: invalid CSV (line {n} has {'more' if None in row else 'fewer'} fields than "
-                            f"the header's {len(header)}); fix the file or the step that writes it")
+            raise UserError(
+                f"{where}: invalid CSV (line {n} has {'more' if None in row else 'fewer'} fields than "
+                f"the header's {len(header)}); fix the file or the step that writes it"
+            )
     return header, rows
 
 
@@ -335,8 +345,10 @@ def _table_values(data: bytes, file: str, where: str, spec: FileSpec) -> Iterato
     columns = list(spec.columns) or header
     for column in spec.columns:
         if column not in header:
-            raise UserError(f"{where}: no column {column!r} (columns: {', '.join(header)}); fix 'columns' under "
-                            "[tool.ci-checks.compare] files")
+            raise UserError(
+                f"{where}: no column {column!r} (columns: {', '.join(header)}); fix 'columns' under "
+                "[tool.ci-checks.compare] files"
+            )
     if not rows:
         return
     chosen = rows if spec.rows == "all" else rows[-1:]
@@ -462,7 +474,7 @@ def read_curve(tree: Tree, spec: CurveSpec) -> tuple[str, dict[str, list[float]]
         if isinstance(doc, Mapping) and len(doc) == 1 and isinstance(next(iter(doc.values())), list):
             doc = next(iter(doc.values()))  # DVC also reads {"train": [{...}, ...]}
         if not isinstance(doc, list) or not all(isinstance(r, Mapping) for r in doc):
-            raise UserError(f"{where}: a JSON plot must be a list of records like [{{\"step\": 0, \"loss\": 1.2}}]")
+            raise UserError(f'{where}: a JSON plot must be a list of records like [{{"step": 0, "loss": 1.2}}]')
         header = list(dict.fromkeys(k for r in doc for k in r))
         rows = [{k: r.get(k) for k in header} for r in doc]
     else:
@@ -473,8 +485,11 @@ def read_curve(tree: Tree, spec: CurveSpec) -> tuple[str, dict[str, list[float]]
     if x is None or x not in columns:
         x = x or "step"
         columns[x] = [float(i) for i in range(len(rows))]
-    ys = [c for c in spec.y if c in columns] if spec.y else (
-        [header[-1]] if header and header[-1] != x else [c for c in header if c != x][-1:])
+    ys = (
+        [c for c in spec.y if c in columns]
+        if spec.y
+        else ([header[-1]] if header and header[-1] != x else [c for c in header if c != x][-1:])
+    )
     return x, {c: columns[c] for c in [x, *ys]}
 
 

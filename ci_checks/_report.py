@@ -1,4 +1,5 @@
 """Results as data (a versioned JSON document) and the renderers: text, json, github."""
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -83,9 +84,7 @@ class Report:
     command: str
     checks: list[CheckResult] = field(default_factory=list)
     subject: dict[str, Any] = field(default_factory=dict)
-    created: str = field(
-        default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    )
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
 
     @property
     def status(self) -> str:
@@ -122,9 +121,7 @@ class Report:
                             "severity": f.severity,
                             "message": f.message,
                             "location": (
-                                None
-                                if f.location is None
-                                else {"file": f.location.file, "line": f.location.line}
+                                None if f.location is None else {"file": f.location.file, "line": f.location.line}
                             ),
                             "details": f.details,
                         }
@@ -253,9 +250,7 @@ def render_github(report: Report) -> str:
                 props.insert(1, f"line={f.location.line}")
         out.append(f"::{level[f.severity]} {','.join(props)}::{_escape_data(f.message)}")
     if len(findings) > GITHUB_MAX_ANNOTATIONS:
-        out.append(
-            f"::notice::{len(findings) - GITHUB_MAX_ANNOTATIONS} more findings are in the step summary"
-        )
+        out.append(f"::notice::{len(findings) - GITHUB_MAX_ANNOTATIONS} more findings are in the step summary")
     return "\n".join(out) + ("\n" if out else "") + render_text(report)
 
 

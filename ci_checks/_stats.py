@@ -3,6 +3,7 @@
 The Student t distribution comes from the regularized incomplete beta function (a Lentz continued
 fraction, as in Numerical Recipes), so comparing seeds needs neither scipy nor numpy.
 """
+
 from __future__ import annotations
 
 import math
@@ -145,7 +146,7 @@ def bootstrap(
     nb, nh = len(base), len(head)
     # Draw every resample in one call per side, then slice: several times faster than a call per resample.
     hs, bs = rng.choices(head, k=nh * resamples), rng.choices(base, k=nb * resamples)
-    diffs = sorted(sum(hs[i * nh:(i + 1) * nh]) / nh - sum(bs[i * nb:(i + 1) * nb]) / nb for i in range(resamples))
+    diffs = sorted(sum(hs[i * nh : (i + 1) * nh]) / nh - sum(bs[i * nb : (i + 1) * nb]) / nb for i in range(resamples))
     tail = (1.0 - level) / 2.0
     lo = diffs[min(resamples - 1, max(0, int(math.floor(tail * resamples))))]
     hi = diffs[min(resamples - 1, max(0, int(math.ceil((1.0 - tail) * resamples)) - 1))]

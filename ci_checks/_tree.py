@@ -1,4 +1,5 @@
 """Small helpers over nested batches and model outputs (tensors, tuples, lists, dicts)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
@@ -6,7 +7,18 @@ from typing import Any
 
 import torch
 
-PREDICTION_KEYS = ("logits", "log_probs", "logprobs", "prediction", "predictions", "pred", "preds", "y_hat", "output", "out")
+PREDICTION_KEYS = (
+    "logits",
+    "log_probs",
+    "logprobs",
+    "prediction",
+    "predictions",
+    "pred",
+    "preds",
+    "y_hat",
+    "output",
+    "out",
+)
 
 
 def leaves(tree: Any, prefix: str = "") -> Iterator[tuple[str, torch.Tensor]]:
@@ -26,9 +38,11 @@ def map_tree(tree: Any, fn: Callable[[torch.Tensor], Any]) -> Any:
     if isinstance(tree, torch.Tensor):
         return fn(tree)
     if isinstance(tree, Mapping):
-        return type(tree)({k: map_tree(v, fn) for k, v in tree.items()}) if isinstance(tree, dict) else {
-            k: map_tree(v, fn) for k, v in tree.items()
-        }
+        return (
+            type(tree)({k: map_tree(v, fn) for k, v in tree.items()})
+            if isinstance(tree, dict)
+            else {k: map_tree(v, fn) for k, v in tree.items()}
+        )
     if isinstance(tree, tuple) and hasattr(tree, "_fields"):
         return type(tree)(*(map_tree(v, fn) for v in tree))
     if isinstance(tree, (tuple, list)):

@@ -17,6 +17,7 @@ Exit codes:
      fork, whose GITHUB_TOKEN is read-only), 404 (repository or pull request not found or not visible), 422
   3  a bug in ci-checks
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,8 +78,9 @@ class Result:
 def marker_line(marker: str) -> str:
     """Return the hidden HTML comment that identifies the sticky comment with this id."""
     if not _MARKER_ID.fullmatch(marker) or "--" in marker:
-        raise UserError(f"--marker {marker!r}: use 1-100 letters, digits, '.', '_' or '-' (no '--'), "
-                        f"e.g. {DEFAULT_MARKER}")
+        raise UserError(
+            f"--marker {marker!r}: use 1-100 letters, digits, '.', '_' or '-' (no '--'), " f"e.g. {DEFAULT_MARKER}"
+        )
     return f"<!-- ci-checks:report id={marker} -->"
 
 
@@ -125,26 +127,38 @@ def post_sticky_comment(
     """
     text = compose(body, marker)
     if len(text) > GITHUB_COMMENT_LIMIT:
-        raise UserError(f"the comment would be {len(text):,} characters with the marker, over GitHub's "
-                        f"{GITHUB_COMMENT_LIMIT:,} limit; trim the report (ci-checks report --max-chars) - "
-                        "nothing was posted")
+        raise UserError(
+            f"the comment would be {len(text):,} characters with the marker, over GitHub's "
+            f"{GITHUB_COMMENT_LIMIT:,} limit; trim the report (ci-checks report --max-chars) - "
+            "nothing was posted"
+        )
     if not _REPO.fullmatch(repo):
         raise UserError(f"--repo {repo!r}: expected OWNER/NAME, e.g. octo-org/octo-repo")
     if pr <= 0:
         raise UserError(f"--pr {pr}: expected a pull request number, e.g. 42")
     if token is None and not dry_run:
         raise UserError("no token: set the token's environment variable (see --token-env)")
-    client = _Client(api_url, token, repo=repo, pr=pr, session=session, retry_base=retry_base, attempts=attempts,
-                     max_wait=max_wait, timeout=timeout, sleep=sleep)
+    client = _Client(
+        api_url,
+        token,
+        repo=repo,
+        pr=pr,
+        session=session,
+        retry_base=retry_base,
+        attempts=attempts,
+        max_wait=max_wait,
+        timeout=timeout,
+        sleep=sleep,
+    )
     try:
-        return _post(client, text, marker_line(marker), author=author, fallback_author=fallback_author,
-                     dry_run=dry_run)
+        return _post(client, text, marker_line(marker), author=author, fallback_author=fallback_author, dry_run=dry_run)
     finally:
         client.close()
 
 
-def _post(client: _Client, text: str, line: str, *, author: str | None, fallback_author: str | None,
-          dry_run: bool) -> Result:
+def _post(
+    client: _Client, text: str, line: str, *, author: str | None, fallback_author: str | None, dry_run: bool
+) -> Result:
     who = author or client.login() or fallback_author
     existing = client.find(line, who)
     maybe_created = False
@@ -155,16 +169,18 @@ def _post(client: _Client, text: str, line: str, *, author: str | None, fallback
                 return Result(action, _id(existing), existing.get("html_url"), who, dry_run)
             if dry_run:
                 return Result("updated", _id(existing), existing.get("html_url"), who, dry_run)
-            data = client.json("PATCH", f"/repos/{client.repo}/issues/comments/{_id(existing)}", {"body": text},
-                               missing_ok=True)
+            data = client.json(
+                "PATCH", f"/repos/{client.repo}/issues/comments/{_id(existing)}", {"body": text}, missing_ok=True
+            )
             if data is not None:
                 return Result("updated", _id(data), data.get("html_url"), who)
             existing = None  # deleted since it was listed: post a new one
         if dry_run:
             return Result("created", None, None, who, dry_run)
         try:
-            data = client.json("POST", f"/repos/{client.repo}/issues/{client.pr}/comments", {"body": text},
-                               safe_to_repeat=False)
+            data = client.json(
+                "POST", f"/repos/{client.repo}/issues/{client.pr}/comments", {"body": text}, safe_to_repeat=False
+            )
         except _MaybeApplied as e:
             # The comment may exist although the answer was lost: look again before posting again, or a flaky
             # gateway leaves two sticky comments behind.
@@ -204,9 +220,20 @@ class _BearerAuth:
 class _Client:
     """A small GitHub REST client for one pull request: retries, timeouts and one-line errors."""
 
-    def __init__(self, api_url: str, token: str | None, *, repo: str, pr: int, session: requests.Session | None,
-                 retry_base: float, attempts: int, max_wait: float, timeout: tuple[float, float],
-                 sleep: Callable[[float], None]) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        token: str | None,
+        *,
+        repo: str,
+        pr: int,
+        session: requests.Session | None,
+        retry_base: float,
+        attempts: int,
+        max_wait: float,
+        timeout: tuple[float, float],
+        sleep: Callable[[float], None],
+    ) -> None:
         try:
             import requests
         except ImportError:
@@ -224,18 +251,20 @@ class _Client:
             self.session.auth = _BearerAuth(token)
         from ci_checks import __version__
 
-        self.session.headers.update({
-            "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": "2022-11-28",
-            "User-Agent": f"ci-checks/{__version__}",
-        })
+        self.session.headers.update(
+            {
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": "2022-11-28",
+                "User-Agent": f"ci-checks/{__version__}",
+            }
+        )
 
     def close(self) -> None:
         if self._own_session:
             self.session.close()
 
     def backoff(self, attempt: int) -> float:
-        return self.retry_base * 2.0 ** attempt
+        return self.retry_base * 2.0**attempt
 
     # ------------------------------------------------------------ the calls
 
@@ -285,8 +314,9 @@ class _Client:
                 # The token must only ever go to --api-url.
                 raise PostError(f"GitHub's next-page link points elsewhere ({_origin(url)}); refusing to follow it")
 
-    def json(self, method: str, path: str, payload: dict[str, Any], *, safe_to_repeat: bool = True,
-             missing_ok: bool = False) -> dict[str, Any] | None:
+    def json(
+        self, method: str, path: str, payload: dict[str, Any], *, safe_to_repeat: bool = True, missing_ok: bool = False
+    ) -> dict[str, Any] | None:
         """Send a write; return GitHub's JSON object, or None for a 404 when missing_ok."""
         response = self.request(method, self.api_url + path, payload, safe_to_repeat=safe_to_repeat)
         if missing_ok and response.status_code == 404:
@@ -298,8 +328,9 @@ class _Client:
 
     # ------------------------------------------------------------ transport
 
-    def request(self, method: str, url: str, payload: dict[str, Any] | None = None, *,
-                safe_to_repeat: bool = True) -> requests.Response:
+    def request(
+        self, method: str, url: str, payload: dict[str, Any] | None = None, *, safe_to_repeat: bool = True
+    ) -> requests.Response:
         """Send one request, retrying on 5xx, 429, rate-limit 403s and network errors; return the last answer."""
         path = urlsplit(url).path
         for attempt in range(self.attempts):
@@ -319,8 +350,10 @@ class _Client:
                     raise _MaybeApplied(problem)
                 wait = retry_wait
             if wait > self.max_wait:
-                raise PostError(f"{problem}; GitHub asks to wait {wait:.0f}s, more than this job waits "
-                                f"({self.max_wait:.0f}s): rerun the job later")
+                raise PostError(
+                    f"{problem}; GitHub asks to wait {wait:.0f}s, more than this job waits "
+                    f"({self.max_wait:.0f}s): rerun the job later"
+                )
             if attempt + 1 == self.attempts:
                 raise PostError(f"{problem} (gave up after {self.attempts} attempts)")
             self.sleep(wait)
@@ -348,15 +381,21 @@ class _Client:
         what = f"{method} {path} ({_describe(response)})"
         where = f"{self.repo}#{self.pr}"
         if code == 401:
-            raise UserError(f"GitHub rejected the token: {what}; it is wrong, expired or revoked - pass a valid "
-                            "one through --token-env")
+            raise UserError(
+                f"GitHub rejected the token: {what}; it is wrong, expired or revoked - pass a valid "
+                "one through --token-env"
+            )
         if code == 403:
-            raise UserError(f"GitHub refused {what} on {where}: the job needs 'permissions: pull-requests: "
-                            "write', and a pull request from a fork gets a read-only GITHUB_TOKEN - there, write the "
-                            "report to the job summary or an artifact instead of commenting")
+            raise UserError(
+                f"GitHub refused {what} on {where}: the job needs 'permissions: pull-requests: "
+                "write', and a pull request from a fork gets a read-only GITHUB_TOKEN - there, write the "
+                "report to the job summary or an artifact instead of commenting"
+            )
         if code == 404:
-            raise UserError(f"{where} not found at {self.api_url}: {what}; check --repo and --pr, and that the "
-                            "token can see the repository")
+            raise UserError(
+                f"{where} not found at {self.api_url}: {what}; check --repo and --pr, and that the "
+                "token can see the repository"
+            )
         if 400 <= code < 500:
             raise UserError(f"GitHub rejected the request: {what}")
         raise PostError(f"unexpected answer from GitHub: {what}")
@@ -383,8 +422,10 @@ def _json(response: requests.Response, expect: type = dict) -> Any:
     except ValueError:
         data = None
     if not isinstance(data, expect):
-        raise PostError(f"GitHub answered {response.status_code} with something that is not a JSON "
-                        f"{expect.__name__}: {response.text[:120]!r}")
+        raise PostError(
+            f"GitHub answered {response.status_code} with something that is not a JSON "
+            f"{expect.__name__}: {response.text[:120]!r}"
+        )
     return data
 
 
@@ -435,25 +476,47 @@ def _positive_int(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--body-file", required=True, metavar="FILE",
-                        help="the Markdown to post, e.g. the output of ci-checks report; '-' reads stdin")
+    parser.add_argument(
+        "--body-file",
+        required=True,
+        metavar="FILE",
+        help="the Markdown to post, e.g. the output of ci-checks report; '-' reads stdin",
+    )
     parser.add_argument("--repo", metavar="OWNER/NAME", help="repository (default: $GITHUB_REPOSITORY)")
-    parser.add_argument("--pr", type=_positive_int, metavar="N",
-                        help="pull request number (default: pull_request.number, else issue.number, from the event "
-                        "JSON at $GITHUB_EVENT_PATH)")
-    parser.add_argument("--token-env", default="GITHUB_TOKEN", metavar="NAME",
-                        help="name of the environment variable that holds the token (default: %(default)s); the "
-                        "token itself is never taken as an argument")
-    parser.add_argument("--api-url", metavar="URL",
-                        help=f"GitHub REST API root (default: $GITHUB_API_URL, else {DEFAULT_API_URL})")
-    parser.add_argument("--marker", default=DEFAULT_MARKER, metavar="ID",
-                        help="id of the hidden marker that makes the comment sticky; one comment per id "
-                        "(default: %(default)s)")
-    parser.add_argument("--author", metavar="LOGIN",
-                        help="login whose comments may be updated (default: the token's user, else "
-                        f"{ACTIONS_BOT} in GitHub Actions)")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="read the comments and print what would be done, without writing (default: off)")
+    parser.add_argument(
+        "--pr",
+        type=_positive_int,
+        metavar="N",
+        help="pull request number (default: pull_request.number, else issue.number, from the event "
+        "JSON at $GITHUB_EVENT_PATH)",
+    )
+    parser.add_argument(
+        "--token-env",
+        default="GITHUB_TOKEN",
+        metavar="NAME",
+        help="name of the environment variable that holds the token (default: %(default)s); the "
+        "token itself is never taken as an argument",
+    )
+    parser.add_argument(
+        "--api-url", metavar="URL", help=f"GitHub REST API root (default: $GITHUB_API_URL, else {DEFAULT_API_URL})"
+    )
+    parser.add_argument(
+        "--marker",
+        default=DEFAULT_MARKER,
+        metavar="ID",
+        help="id of the hidden marker that makes the comment sticky; one comment per id " "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--author",
+        metavar="LOGIN",
+        help="login whose comments may be updated (default: the token's user, else "
+        f"{ACTIONS_BOT} in GitHub Actions)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="read the comments and print what would be done, without writing (default: off)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -467,16 +530,26 @@ def run(args: argparse.Namespace) -> int:
     in_actions = os.environ.get("GITHUB_ACTIONS") == "true"
     try:
         result = post_sticky_comment(
-            body, repo=repo, pr=pr, token=token, api_url=api_url, marker=args.marker, author=args.author,
-            fallback_author=ACTIONS_BOT if in_actions else None, dry_run=args.dry_run,
+            body,
+            repo=repo,
+            pr=pr,
+            token=token,
+            api_url=api_url,
+            marker=args.marker,
+            author=args.author,
+            fallback_author=ACTIONS_BOT if in_actions else None,
+            dry_run=args.dry_run,
             retry_base=_retry_base(),
         )
     except PostError as e:
         print(f"ci-checks: error: {e}", file=sys.stderr)
         return EXIT_FINDINGS
     if result.author is None:
-        print("ci-checks comment: the token's login is unknown (an app's token?), so any bot's comment with the "
-              "marker was eligible; pass --author LOGIN to update only that account's comments", file=sys.stderr)
+        print(
+            "ci-checks comment: the token's login is unknown (an app's token?), so any bot's comment with the "
+            "marker was eligible; pass --author LOGIN to update only that account's comments",
+            file=sys.stderr,
+        )
     if result.dry_run:
         target = result.url or f"{repo}#{pr}"
         verb = {"created": "would create a comment on", "updated": "would update", "unchanged": "unchanged"}
@@ -503,8 +576,9 @@ def _read_body(path: str) -> str:
             with open(path, encoding="utf-8") as fh:
                 body = fh.read()
         except FileNotFoundError:
-            raise UserError(f"{path}: body file not found; write it first, e.g. ci-checks report ... --output "
-                            f"{path}") from None
+            raise UserError(
+                f"{path}: body file not found; write it first, e.g. ci-checks report ... --output " f"{path}"
+            ) from None
         except UnicodeDecodeError:
             raise UserError(f"{path}: not UTF-8 text; pass the Markdown report") from None
         except OSError as e:
@@ -534,15 +608,19 @@ def _token(name: str, *, required: bool) -> str | None:
     looks_like_token = name.startswith(_TOKEN_PREFIXES) or len(name) >= 40
     if looks_like_token or not _ENV_NAME.fullmatch(name):
         # Never echo the value: it may be the secret itself.
-        raise UserError("--token-env takes the NAME of an environment variable that holds the token "
-                        "(e.g. GITHUB_TOKEN), not the token itself")
+        raise UserError(
+            "--token-env takes the NAME of an environment variable that holds the token "
+            "(e.g. GITHUB_TOKEN), not the token itself"
+        )
     token = os.environ.get(name, "").strip()
     if token:
         return token
     if not required:
         return None
-    raise UserError(f"no token in ${name}: set it in the step, e.g. env: {name}: ${{{{ github.token }}}}, or name "
-                    "another variable with --token-env")
+    raise UserError(
+        f"no token in ${name}: set it in the step, e.g. env: {name}: ${{{{ github.token }}}}, or name "
+        "another variable with --token-env"
+    )
 
 
 def _retry_base() -> float:

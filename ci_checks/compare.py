@@ -5,6 +5,7 @@ invalid (NaN, a string, a nested structure). With at least two samples per side 
 Welch's t-test or a bootstrap interval, and a regression needs both significance and a change beyond the
 tolerance; with single values the tolerance decides alone.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -100,7 +101,7 @@ def validate_compare(table: Mapping[str, Any], where: str) -> dict[str, Any]:
             out[key] = float(value)
         elif key == "base":
             if value is not None and (not isinstance(value, str) or not value):
-                raise UserError(f"{where}: base must be a git revision such as \"origin/main\", got {value!r}")
+                raise UserError(f'{where}: base must be a git revision such as "origin/main", got {value!r}')
             out[key] = value
         elif key == "fetch-depth":
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -125,14 +126,16 @@ def _file_entry(value: Any, where: str) -> dict[str, Any]:
     if isinstance(value, str):
         return {"path": value, "columns": [], "rows": "last"}
     if not isinstance(value, Mapping) or not isinstance(value.get("path"), str):
-        raise UserError(f"{where}: each entry is a path or glob, or a table like "
-                        "{{path = \"results.csv\", columns = [\"acc\"], rows = \"last\"}}; got {value!r}")
+        raise UserError(
+            f"{where}: each entry is a path or glob, or a table like "
+            '{{path = "results.csv", columns = ["acc"], rows = "last"}}; got {value!r}'
+        )
     for key in value:
         if key not in ("path", "columns", "rows"):
             raise UserError(f"{where}: unknown key '{key}'; {_closest(key, ['path', 'columns', 'rows'])}")
     rows = value.get("rows", "last")
     if rows not in ("last", "all"):
-        raise UserError(f"{where}: rows must be \"last\" (the last row) or \"all\" (one sample per row), got {rows!r}")
+        raise UserError(f'{where}: rows must be "last" (the last row) or "all" (one sample per row), got {rows!r}')
     return {"path": value["path"], "columns": _str_list(value.get("columns", []), f"{where}: 'columns'"), "rows": rows}
 
 
@@ -140,8 +143,10 @@ def _curve_entry(value: Any, where: str) -> dict[str, Any]:
     if isinstance(value, str):
         return {"path": value, "x": None, "y": []}
     if not isinstance(value, Mapping) or not isinstance(value.get("path"), str):
-        raise UserError(f"{where}: each entry is a path, or a table like {{path = \"plots/loss.csv\", x = \"step\", "
-                        f"y = [\"loss\"]}}; got {value!r}")
+        raise UserError(
+            f'{where}: each entry is a path, or a table like {{path = "plots/loss.csv", x = "step", '
+            f'y = ["loss"]}}; got {value!r}'
+        )
     for key in value:
         if key not in ("path", "x", "y"):
             raise UserError(f"{where}: unknown key '{key}'; {_closest(key, ['path', 'x', 'y'])}")
@@ -155,22 +160,23 @@ def validate_metrics(table: Mapping[str, Any], where: str) -> dict[str, dict[str
     """Validate [tool.ci-checks.metrics]: one table per metric name or glob."""
     out: dict[str, dict[str, Any]] = {}
     for name, policy in table.items():
-        here = f"{where}.\"{name}\""
+        here = f'{where}."{name}"'
         if not isinstance(policy, Mapping):
-            raise UserError(f"{here}: must be a table, e.g. [tool.ci-checks.metrics.\"{name}\"] with "
-                            "direction = \"higher\"")
+            raise UserError(
+                f'{here}: must be a table, e.g. [tool.ci-checks.metrics."{name}"] with ' 'direction = "higher"'
+            )
         checked: dict[str, Any] = {}
         for key, value in policy.items():
             if key not in POLICY:
                 raise UserError(f"{here}: unknown key '{key}'; {_closest(key, list(POLICY))}")
             if key == "direction" and value not in DIRECTIONS:
-                raise UserError(f"{here}: direction must be \"higher\" or \"lower\" (which is better), got {value!r}")
+                raise UserError(f'{here}: direction must be "higher" or "lower" (which is better), got {value!r}')
             if key in ("abs-tol", "rel-tol") and (not _number(value) or value < 0):
                 raise UserError(f"{here}: {key} must be a number >= 0, got {value!r}")
             if key == "required" and not isinstance(value, bool):
                 raise UserError(f"{here}: required must be true or false, got {value!r}")
             if key == "test" and value not in TESTS:
-                raise UserError(f"{here}: test must be \"welch\" or \"bootstrap\", got {value!r}")
+                raise UserError(f'{here}: test must be "welch" or "bootstrap", got {value!r}')
             if key == "alpha" and (not _number(value) or not 0 < value < 0.5):
                 raise UserError(f"{here}: alpha must be a number between 0 and 0.5, got {value!r}")
             checked[key] = float(value) if key in ("abs-tol", "rel-tol", "alpha") else value
@@ -272,8 +278,16 @@ def decide(base: Sequence[float], head: Sequence[float], policy: Policy, *, seed
     else:
         verdict = "within-noise"
     return {
-        "verdict": verdict, "base": b, "head": h, "delta": delta, "relative": relative, "test": test,
-        "p_value": p_value, "ci": ci, "tolerance": tol, "rel_tol": rel_tol,
+        "verdict": verdict,
+        "base": b,
+        "head": h,
+        "delta": delta,
+        "relative": relative,
+        "test": test,
+        "p_value": p_value,
+        "ci": ci,
+        "tolerance": tol,
+        "rel_tol": rel_tol,
     }
 
 
@@ -305,8 +319,10 @@ def _git(args: Sequence[str], cwd: str) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env, check=False)
     except FileNotFoundError:
-        raise UserError("git is not installed or not on PATH; compare reads the base revision with git "
-                        "(or pass --base-metrics-json FILE)") from None
+        raise UserError(
+            "git is not installed or not on PATH; compare reads the base revision with git "
+            "(or pass --base-metrics-json FILE)"
+        ) from None
 
 
 def _rev(cwd: str, ref: str) -> str | None:
@@ -357,12 +373,13 @@ def _default_branch(repo: Repo, env: Mapping[str, str]) -> list[str]:
         out = _git(["symbolic-ref", "--quiet", f"refs/remotes/{repo.remote}/HEAD"], repo.toplevel)
         target = out.stdout.strip()
         if out.returncode == 0 and target.startswith(f"refs/remotes/{repo.remote}/"):
-            return [target[len(f"refs/remotes/{repo.remote}/"):]]
+            return [target[len(f"refs/remotes/{repo.remote}/") :]]
     return ["main", "master"]
 
 
-def resolve_base(repo: Repo, ref: str | None, *, fetch_depth: int, env: Mapping[str, str],
-                 log: Callable[[str], None]) -> tuple[str, str] | None:
+def resolve_base(
+    repo: Repo, ref: str | None, *, fetch_depth: int, env: Mapping[str, str], log: Callable[[str], None]
+) -> tuple[str, str] | None:
     """The base (ref, sha): the given ref itself, or the merge-base of HEAD with the default branch.
 
     In shallow clones fetch what is missing when a remote exists and fetch-depth > 0; otherwise fail with the
@@ -371,18 +388,22 @@ def resolve_base(repo: Repo, ref: str | None, *, fetch_depth: int, env: Mapping[
     can_fetch = repo.remote is not None and fetch_depth > 0
     if ref is not None:
         sha = _rev(repo.toplevel, ref) or (_rev(repo.toplevel, f"{repo.remote}/{ref}") if repo.remote else None)
-        branch = ref[len(f"{repo.remote}/"):] if repo.remote and ref.startswith(f"{repo.remote}/") else ref
+        branch = ref[len(f"{repo.remote}/") :] if repo.remote and ref.startswith(f"{repo.remote}/") else ref
         if sha is None and can_fetch:
             assert repo.remote is not None
-            if _fetch(repo, [f"+refs/heads/{branch}:refs/remotes/{repo.remote}/{branch}"], f"--depth={fetch_depth}", log):
+            if _fetch(
+                repo, [f"+refs/heads/{branch}:refs/remotes/{repo.remote}/{branch}"], f"--depth={fetch_depth}", log
+            ):
                 sha = _rev(repo.toplevel, f"{repo.remote}/{branch}")
             elif _fetch(repo, [f"+refs/tags/{branch}:refs/tags/{branch}"], f"--depth={fetch_depth}", log):
                 sha = _rev(repo.toplevel, branch)
             elif re.fullmatch(r"[0-9a-f]{40}", ref) and _fetch(repo, [ref], f"--depth={fetch_depth}", log):
                 sha = _rev(repo.toplevel, ref)
         if sha is None:
-            raise UserError(f"base ref '{ref}' is not in this clone (a shallow or single-branch checkout?); fetch it: "
-                            + _fetch_hint(repo.remote, branch))
+            raise UserError(
+                f"base ref '{ref}' is not in this clone (a shallow or single-branch checkout?); fetch it: "
+                + _fetch_hint(repo.remote, branch)
+            )
         return ref, sha
     candidates = _default_branch(repo, env)
     found: tuple[str, str] | None = None
@@ -397,7 +418,9 @@ def resolve_base(repo: Repo, ref: str | None, *, fetch_depth: int, env: Mapping[
     if found is None and can_fetch:
         assert repo.remote is not None
         for branch in candidates:
-            if _fetch(repo, [f"+refs/heads/{branch}:refs/remotes/{repo.remote}/{branch}"], f"--depth={fetch_depth}", log):
+            if _fetch(
+                repo, [f"+refs/heads/{branch}:refs/remotes/{repo.remote}/{branch}"], f"--depth={fetch_depth}", log
+            ):
                 sha = _rev(repo.toplevel, f"{repo.remote}/{branch}")
                 if sha:
                     found = (f"{repo.remote}/{branch}", sha)
@@ -405,15 +428,18 @@ def resolve_base(repo: Repo, ref: str | None, *, fetch_depth: int, env: Mapping[
     if found is None:
         if repo.head_sha is None:
             return None
-        raise UserError(f"no base branch: none of {', '.join(candidates)} is in this clone"
-                        + (f" or on {repo.remote}" if repo.remote else "")
-                        + "; pass --base REF, or fetch it: " + _fetch_hint(repo.remote, candidates[0]))
+        raise UserError(
+            f"no base branch: none of {', '.join(candidates)} is in this clone"
+            + (f" or on {repo.remote}" if repo.remote else "")
+            + "; pass --base REF, or fetch it: "
+            + _fetch_hint(repo.remote, candidates[0])
+        )
     name, sha = found
     if repo.head_sha is None:
         return name, sha
     merge_base = _merge_base(repo, sha)
     shallow = _git(["rev-parse", "--is-shallow-repository"], repo.toplevel).stdout.strip() == "true"
-    branch = name[len(f"{repo.remote}/"):] if repo.remote and name.startswith(f"{repo.remote}/") else name
+    branch = name[len(f"{repo.remote}/") :] if repo.remote and name.startswith(f"{repo.remote}/") else name
     if merge_base is None and shallow and can_fetch:
         assert repo.remote is not None
         spec = f"+refs/heads/{branch}:refs/remotes/{repo.remote}/{branch}"
@@ -426,9 +452,11 @@ def resolve_base(repo: Repo, ref: str | None, *, fetch_depth: int, env: Mapping[
                 break
     if merge_base is None:
         if shallow:
-            raise UserError(f"no merge-base of HEAD and {name} in this shallow clone; fetch more history: "
-                            f"actions/checkout with fetch-depth: 0, or git fetch --deepen=200 "
-                            f"{repo.remote or 'origin'} {branch}")
+            raise UserError(
+                f"no merge-base of HEAD and {name} in this shallow clone; fetch more history: "
+                f"actions/checkout with fetch-depth: 0, or git fetch --deepen=200 "
+                f"{repo.remote or 'origin'} {branch}"
+            )
         raise UserError(f"HEAD and {name} share no history; pass the base revision with --base REF")
     return name, merge_base
 
@@ -505,8 +533,7 @@ class Sources:
     dvc_cached: set[str]  # dvc.yaml metrics that DVC caches instead of git
 
 
-def _sources(head: Tree, base: Tree, settings: Mapping[str, Any], head_dir: str,
-             log: Callable[[str], None]) -> Sources:
+def _sources(head: Tree, base: Tree, settings: Mapping[str, Any], head_dir: str, log: Callable[[str], None]) -> Sources:
     from ci_checks._metrics import CurveSpec, FileSpec, read_dvc_yaml
 
     files: dict[str, FileSpec] = {}
@@ -550,8 +577,10 @@ def _results_base(path: str) -> tuple[dict[str, Metric], dict[str, dict[str, lis
 
     doc = load_report(path)
     if doc.command != "compare":
-        raise UserError(f"{path}: these are '{doc.command}' results, not compare results; write them on main with "
-                        "ci-checks compare --format json --output FILE")
+        raise UserError(
+            f"{path}: these are '{doc.command}' results, not compare results; write them on main with "
+            "ci-checks compare --format json --output FILE"
+        )
     metrics: dict[str, Metric] = {}
     curves: dict[str, dict[str, list[float]]] = {}
     for check in doc.checks:
@@ -577,8 +606,10 @@ def _training(base_path: str, head_path: str, *, ratio_limit: float, base_name: 
                 n, run = check.figures.get("steps_to_memorize"), check.figures.get("steps_run")
                 steps = int(n) if isinstance(n, (int, float)) and not isinstance(n, bool) else None
                 return steps, (int(run) if isinstance(run, (int, float)) else None)
-        raise UserError(f"{path}: no memorization check in these results; write them with "
-                        f"ci-checks train-check --format json --output {path}")
+        raise UserError(
+            f"{path}: no memorization check in these results; write them with "
+            f"ci-checks train-check --format json --output {path}"
+        )
 
     (base, base_run), (head, head_run) = steps(base_path), steps(head_path)
     result = CheckResult("training steps-to-memorize")
@@ -587,14 +618,21 @@ def _training(base_path: str, head_path: str, *, ratio_limit: float, base_name: 
     if head is not None and base is not None:
         result.summary = f"{head} vs {base} steps on {base_name} ({ratio:.2g}x)" if ratio else f"{head} vs {base} steps"
         if ratio is not None and ratio > ratio_limit:
-            result.add("warning", f"memorization: {ratio:.1f}x more steps to memorize than {base_name} ({head} vs {base}); "
-                       "the change made one-batch learning slower: check the learning rate, initialisation and loss, "
-                       f"or raise steps-ratio (now {ratio_limit:g}) under [tool.ci-checks.compare]",
-                       location=None, ratio=ratio)
+            result.add(
+                "warning",
+                f"memorization: {ratio:.1f}x more steps to memorize than {base_name} ({head} vs {base}); "
+                "the change made one-batch learning slower: check the learning rate, initialisation and loss, "
+                f"or raise steps-ratio (now {ratio_limit:g}) under [tool.ci-checks.compare]",
+                location=None,
+                ratio=ratio,
+            )
     elif head is None and base is not None:
         result.summary = f"did not memorize (main: {base} steps)"
-        result.add("warning", f"memorization: did not memorize one batch in {head_run} steps; {base_name} memorized "
-                   f"it in {base}; see the train-check results for the likely cause")
+        result.add(
+            "warning",
+            f"memorization: did not memorize one batch in {head_run} steps; {base_name} memorized "
+            f"it in {base}; see the train-check results for the likely cause",
+        )
     elif head is not None:
         result.summary = f"{head} steps ({base_name} did not memorize in {base_run})"
     else:
@@ -603,7 +641,7 @@ def _training(base_path: str, head_path: str, *, ratio_limit: float, base_name: 
 
 
 def _short(ref: str, remote: str | None) -> str:
-    return ref[len(remote) + 1:] if remote and ref.startswith(f"{remote}/") else ref
+    return ref[len(remote) + 1 :] if remote and ref.startswith(f"{remote}/") else ref
 
 
 def compare(
@@ -647,11 +685,14 @@ def compare(
         base_metrics, base_curves_doc, sha = _results_base(base_metrics_json)
         subject_base = {"ref": base_metrics_json, "sha": sha, "source": "results-json"}
     elif repo is None:
-        raise UserError(f"{head_dir} is not in a git repository, so there is no base revision; run compare in a git "
-                        "checkout, or pass --base-metrics-json FILE (compare results saved on main)")
+        raise UserError(
+            f"{head_dir} is not in a git repository, so there is no base revision; run compare in a git "
+            "checkout, or pass --base-metrics-json FILE (compare results saved on main)"
+        )
     else:
-        resolved = resolve_base(repo, base or settings.get("base"), fetch_depth=int(settings["fetch-depth"]),
-                                env=env, log=log)
+        resolved = resolve_base(
+            repo, base or settings.get("base"), fetch_depth=int(settings["fetch-depth"]), env=env, log=log
+        )
         if resolved is not None:
             ref, sha = resolved
             base_name = _short(ref, repo.remote)
@@ -660,8 +701,9 @@ def compare(
 
     try:
         sources = _sources(head_tree, base_tree, settings, head_dir, log)
-        head_metrics, curve_data, params_changed, via_dvc = _read(sources, head_tree, base_tree, base_metrics,
-                                                                  head_dir, log)
+        head_metrics, curve_data, params_changed, via_dvc = _read(
+            sources, head_tree, base_tree, base_metrics, head_dir, log
+        )
     finally:
         if isinstance(base_tree, GitTree):
             base_tree.close()
@@ -677,18 +719,28 @@ def compare(
     counts: dict[str, int] = {}
     for name in names:
         started = time.perf_counter()
-        result = _metric_result(name, base_metrics.get(name), head_metrics.get(name), policy_for(name, policies),
-                                fail_on=fail_on, label=label, first_run=first_run)
+        result = _metric_result(
+            name,
+            base_metrics.get(name),
+            head_metrics.get(name),
+            policy_for(name, policies),
+            fail_on=fail_on,
+            label=label,
+            first_run=first_run,
+        )
         if repo is not None:
             file = (head_metrics.get(name) or base_metrics[name]).file
             if not re.search(r"[*?\[]", file):
-                result.findings = [f if f.location else _located(f, Location(repo.prefix + file)) for f in result.findings]
+                result.findings = [
+                    f if f.location else _located(f, Location(repo.prefix + file)) for f in result.findings
+                ]
         result.duration_s = time.perf_counter() - started
         counts[result.figures["verdict"]] = counts.get(result.figures["verdict"], 0) + 1
         report.checks.append(result)
     for unknown in _unmatched_optional(policies, names):
-        result = CheckResult(f"policy {unknown}", figures={"kind": "policy", "key": unknown,
-                                                           "closest": _closest_metrics(unknown, names)})
+        result = CheckResult(
+            f"policy {unknown}", figures={"kind": "policy", "key": unknown, "closest": _closest_metrics(unknown, names)}
+        )
         result.add("warning", _unmatched_message(unknown, names))
         result.summary = "names no metric"
         report.checks.append(result)
@@ -698,14 +750,19 @@ def compare(
             continue
         report.checks.append(_curve_result(path, head_curve, base_curve, base_series))
     if base_results is not None and head_results is not None:
-        report.checks.append(_training(base_results, head_results, ratio_limit=float(settings["steps-ratio"]),
-                                       base_name=base_name))
+        report.checks.append(
+            _training(base_results, head_results, ratio_limit=float(settings["steps-ratio"]), base_name=base_name)
+        )
     if not names and not report.checks and subject_base["source"] != "results-json":
         if sources.files:
-            raise UserError(f"no metrics yet: none of {', '.join(s.path for s in sources.files)} exists in {head_dir}"
-                            f" or at {label}; run the pipeline (e.g. dvc repro) before ci-checks compare")
-        raise UserError(f"nothing to compare in {head_dir}: no dvc.yaml with metrics, no files under "
-                        "[tool.ci-checks.compare] (e.g. files = [\"metrics/*.json\"]), and no --head-results")
+            raise UserError(
+                f"no metrics yet: none of {', '.join(s.path for s in sources.files)} exists in {head_dir}"
+                f" or at {label}; run the pipeline (e.g. dvc repro) before ci-checks compare"
+            )
+        raise UserError(
+            f"nothing to compare in {head_dir}: no dvc.yaml with metrics, no files under "
+            '[tool.ci-checks.compare] (e.g. files = ["metrics/*.json"]), and no --head-results'
+        )
     report.subject = {
         "base": subject_base,
         "head": {"ref": "working tree", "sha": repo.head_sha if repo else None},
@@ -717,14 +774,21 @@ def compare(
         log(f"no baseline on {base_name} yet: {len(head_metrics)} metrics recorded, nothing to compare")
     else:
         shown = ", ".join(f"{counts[v]} {v}" for v in VERDICTS if counts.get(v))
-        where = f"{subject_base['ref']} ({str(subject_base['sha'])[:7]})" if subject_base["sha"] else subject_base["ref"]
+        where = (
+            f"{subject_base['ref']} ({str(subject_base['sha'])[:7]})" if subject_base["sha"] else subject_base["ref"]
+        )
         log(f"working tree vs {where}: {shown or 'no metrics'}")
     return report
 
 
-def _read(sources: Sources, head_tree: Tree, base_tree: Tree, base_metrics: dict[str, Metric], head_dir: str,
-          log: Callable[[str], None]) -> tuple[dict[str, Metric], list[tuple[str, Curve | None, Curve | None]],
-                                               dict[str, dict[str, Any]], bool]:
+def _read(
+    sources: Sources,
+    head_tree: Tree,
+    base_tree: Tree,
+    base_metrics: dict[str, Metric],
+    head_dir: str,
+    log: Callable[[str], None],
+) -> tuple[dict[str, Metric], list[tuple[str, Curve | None, Curve | None]], dict[str, dict[str, Any]], bool]:
     """Read metrics (head, and base into base_metrics), curves of both sides, and the params that changed.
 
     The last item says whether base values came from DVC's cache.
@@ -739,9 +803,11 @@ def _read(sources: Sources, head_tree: Tree, base_tree: Tree, base_metrics: dict
         if has_base:
             found += read_metrics(base_tree, spec, base_metrics)
         if not found and spec.path in sources.configured and not _in_results(spec.path, base_metrics):
-            raise UserError(f"[tool.ci-checks.compare] files: '{spec.path}' matches no file in {head_dir}"
-                            + (f" or at {base_tree.label}" if has_base else "")
-                            + "; fix the path, or run the step that writes it first")
+            raise UserError(
+                f"[tool.ci-checks.compare] files: '{spec.path}' matches no file in {head_dir}"
+                + (f" or at {base_tree.label}" if has_base else "")
+                + "; fix the path, or run the step that writes it first"
+            )
     if isinstance(base_tree, GitTree) and base_tree.read("dvc.lock") is not None:
         # Metrics DVC caches (cache: true, its default) are not in git: only DVC can read their base values.
         cached = [s.path for s in sources.files if s.path in sources.dvc_cached and not base_tree.glob(s.path)]
@@ -751,10 +817,13 @@ def _read(sources: Sources, head_tree: Tree, base_tree: Tree, base_metrics: dict
                 base_metrics.setdefault(name, Metric(name, file)).add(value)
             via_dvc = bool(values)
             if not values:
-                log(f"base values of {', '.join(cached)} are in DVC's cache, not git, and DVC could not read them at "
-                    f"{base_tree.label}; run `dvc fetch` for that revision, or mark them cache: false in dvc.yaml")
-    curves = [(c.path, read_curve(head_tree, c), read_curve(base_tree, c) if has_base else None)
-              for c in sources.curves]
+                log(
+                    f"base values of {', '.join(cached)} are in DVC's cache, not git, and DVC could not read them at "
+                    f"{base_tree.label}; run `dvc fetch` for that revision, or mark them cache: false in dvc.yaml"
+                )
+    curves = [
+        (c.path, read_curve(head_tree, c), read_curve(base_tree, c) if has_base else None) for c in sources.curves
+    ]
     params_changed: dict[str, dict[str, Any]] = {}
     if isinstance(base_tree, GitTree):
         old, new = read_params(base_tree, sources.params), read_params(head_tree, sources.params)
@@ -783,8 +852,10 @@ def _closest_metrics(key: str, names: Sequence[str]) -> list[str]:
 def _unmatched_message(key: str, names: Sequence[str]) -> str:
     closest = _closest_metrics(key, names)
     hint = f"closest: {', '.join(closest)}" if closest else f"metrics are named like '{names[0]}'"
-    return (f"[tool.ci-checks.metrics] '{key}' names no metric on either side ({hint}); fix the name, "
-            "or set required = false if the metric may be absent")
+    return (
+        f"[tool.ci-checks.metrics] '{key}' names no metric on either side ({hint}); fix the name, "
+        "or set required = false if the metric may be absent"
+    )
 
 
 def _unmatched(policies: Mapping[str, Any], names: Sequence[str]) -> list[str]:
@@ -801,19 +872,30 @@ def _unmatched_optional(policies: Mapping[str, Mapping[str, Any]], names: Sequen
     return [k for k in _unmatched(policies, names) if names and not policies[k].get("required", True)]
 
 
-def _metric_result(name: str, base: Metric | None, head: Metric | None, policy: Policy, *, fail_on: str,
-                   label: str, first_run: bool) -> CheckResult:
+def _metric_result(
+    name: str, base: Metric | None, head: Metric | None, policy: Policy, *, fail_on: str, label: str, first_run: bool
+) -> CheckResult:
     from ci_checks._report import CheckResult
     from ci_checks._stats import mean
 
     result = CheckResult(name)
     figures: dict[str, Any] = {
-        "kind": "metric", "verdict": "", "base": None, "head": None,
+        "kind": "metric",
+        "verdict": "",
+        "base": None,
+        "head": None,
         "base_samples": list(base.samples) if base is not None and base.invalid is None else [],
         "head_samples": list(head.samples) if head is not None and head.invalid is None else [],
-        "delta": None, "relative": None, "direction": policy.direction, "direction_guessed": policy.direction_guessed,
-        "required": policy.required, "test": "tolerance", "p_value": None, "ci": None,
-        "abs_tol": policy.abs_tol, "rel_tol": policy.rel_tol,
+        "delta": None,
+        "relative": None,
+        "direction": policy.direction,
+        "direction_guessed": policy.direction_guessed,
+        "required": policy.required,
+        "test": "tolerance",
+        "p_value": None,
+        "ci": None,
+        "abs_tol": policy.abs_tol,
+        "rel_tol": policy.rel_tol,
     }
     result.figures = figures
     if figures["base_samples"]:
@@ -821,8 +903,11 @@ def _metric_result(name: str, base: Metric | None, head: Metric | None, policy: 
     if figures["head_samples"]:
         figures["head"] = mean(figures["head_samples"])
     seeds = _seeds(figures["base_samples"], figures["head_samples"])
-    guessed = f"; direction guessed: {policy.direction} is better, set direction under [tool.ci-checks.metrics]" \
-        if policy.direction_guessed else ""
+    guessed = (
+        f"; direction guessed: {policy.direction} is better, set direction under [tool.ci-checks.metrics]"
+        if policy.direction_guessed
+        else ""
+    )
 
     def fail(kind: str) -> bool:
         """Whether a metric of this kind fails the run under fail-on ("invalid" only under fail-on any)."""
@@ -837,10 +922,12 @@ def _metric_result(name: str, base: Metric | None, head: Metric | None, policy: 
         figures["verdict"] = "missing"
         was = _fmt(figures["base"]) if figures["base"] is not None else str(base.invalid)
         result.summary = f"{was} -> missing"
-        result.add("error" if fail("missing") else "warning",
-                   f"{name} is missing from the working tree (was {was} on {label}); rerun the step that writes "
-                   f"{base.file}, or set required = false under [tool.ci-checks.metrics] if it was removed on purpose",
-                   was=figures["base"])
+        result.add(
+            "error" if fail("missing") else "warning",
+            f"{name} is missing from the working tree (was {was} on {label}); rerun the step that writes "
+            f"{base.file}, or set required = false under [tool.ci-checks.metrics] if it was removed on purpose",
+            was=figures["base"],
+        )
         return result
     if head.invalid is not None:
         figures["verdict"] = "invalid"
@@ -849,12 +936,19 @@ def _metric_result(name: str, base: Metric | None, head: Metric | None, policy: 
         if base is not None and base.invalid is not None:
             return result  # as unusable on the base: nothing new to report on every pull request
         broke = head.nonfinite and prior is not None  # a number that went NaN: the run itself is broken
-        why = ("training or evaluation likely diverged, or the metric divided by zero" if head.nonfinite
-               else "write a number (or a list of numbers, one per seed), or move it out of the metrics file")
+        why = (
+            "training or evaluation likely diverged, or the metric divided by zero"
+            if head.nonfinite
+            else "write a number (or a list of numbers, one per seed), or move it out of the metrics file"
+        )
         severity = "error" if fail("invalid") or (broke and fail("regressed")) else "warning"
-        result.add(severity, f"{name} is {head.invalid} in the working tree"
-                   + (f" (was {prior} on {label})" if prior else "") + f": not a usable metric; {why}",
-                   reason=head.invalid)
+        result.add(
+            severity,
+            f"{name} is {head.invalid} in the working tree"
+            + (f" (was {prior} on {label})" if prior else "")
+            + f": not a usable metric; {why}",
+            reason=head.invalid,
+        )
         return result
     if base is None or first_run:
         figures["verdict"] = "new"
@@ -880,11 +974,17 @@ def _metric_result(name: str, base: Metric | None, head: Metric | None, policy: 
             why += f", and significant (p={decided['p_value']:.2g} < alpha {policy.alpha:g}, Welch's t-test)"
         elif decided["test"] == "bootstrap":
             lo, hi = decided["ci"]
-            why += f", and significant ({100 - 200 * policy.alpha:g}% bootstrap interval [{lo:.3g}, {hi:.3g}] excludes 0)"
-        result.add("error" if fail("regressed") else "warning",
-                   f"{name} regressed: {b} -> {h}{change} against {label}: {why}{guessed}; fix the regression, or if "
-                   "it is intended loosen abs-tol/rel-tol or set required = false under [tool.ci-checks.metrics]",
-                   delta=decided["delta"], tolerance=decided["tolerance"], p_value=decided["p_value"])
+            why += (
+                f", and significant ({100 - 200 * policy.alpha:g}% bootstrap interval [{lo:.3g}, {hi:.3g}] excludes 0)"
+            )
+        result.add(
+            "error" if fail("regressed") else "warning",
+            f"{name} regressed: {b} -> {h}{change} against {label}: {why}{guessed}; fix the regression, or if "
+            "it is intended loosen abs-tol/rel-tol or set required = false under [tool.ci-checks.metrics]",
+            delta=decided["delta"],
+            tolerance=decided["tolerance"],
+            p_value=decided["p_value"],
+        )
     return result
 
 
@@ -905,8 +1005,9 @@ def _evidence(decided: Mapping[str, Any], policy: Policy) -> str:
     return f"tolerance {decided['tolerance']:.3g}"
 
 
-def _curve_result(path: str, head: Curve | None, base: Curve | None,
-                  base_series: Mapping[str, list[float]] | None) -> CheckResult:
+def _curve_result(
+    path: str, head: Curve | None, base: Curve | None, base_series: Mapping[str, list[float]] | None
+) -> CheckResult:
     from ci_checks._report import CheckResult
 
     x = (head or base or (None, {}))[0] or "step"
@@ -941,26 +1042,50 @@ def _curve_result(path: str, head: Curve | None, base: Curve | None,
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--base", metavar="REF", help="git revision to compare with (default: [tool.ci-checks.compare] "
-                        "base, else the merge-base of HEAD with the remote's default branch, else main)")
-    parser.add_argument("--head-dir", default=".", metavar="DIR",
-                        help="project folder whose working tree holds the new metrics (default: .)")
-    parser.add_argument("--config", metavar="PYPROJECT", help="pyproject.toml to read [tool.ci-checks] from "
-                        "(default: the nearest one above --head-dir)")
-    parser.add_argument("--format", choices=("text", "json", "github"), default=None,
-                        help="output format (default: text)")
+    parser.add_argument(
+        "--base",
+        metavar="REF",
+        help="git revision to compare with (default: [tool.ci-checks.compare] "
+        "base, else the merge-base of HEAD with the remote's default branch, else main)",
+    )
+    parser.add_argument(
+        "--head-dir",
+        default=".",
+        metavar="DIR",
+        help="project folder whose working tree holds the new metrics (default: .)",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="PYPROJECT",
+        help="pyproject.toml to read [tool.ci-checks] from " "(default: the nearest one above --head-dir)",
+    )
+    parser.add_argument(
+        "--format", choices=("text", "json", "github"), default=None, help="output format (default: text)"
+    )
     parser.add_argument("--output", metavar="FILE", help="also write the JSON results to FILE (default: none)")
-    parser.add_argument("--fail-on", choices=FAIL_ON, default=None,
-                        help="what fails the run: regressed (a required metric), missing (also a required metric "
-                        "gone), any (any metric regressed, missing or invalid), never (default: [tool.ci-checks."
-                        "compare] fail-on, else regressed)")
-    parser.add_argument("--base-results", metavar="FILE", help="train-check results JSON of the base, to compare "
-                        "steps-to-memorize (default: none)")
-    parser.add_argument("--head-results", metavar="FILE", help="train-check results JSON of this change "
-                        "(default: none)")
-    parser.add_argument("--base-metrics-json", metavar="FILE", help="compare results JSON saved by the last run on "
-                        "main: its values are the baseline, for repositories that do not commit metrics "
-                        "(default: read the base from git)")
+    parser.add_argument(
+        "--fail-on",
+        choices=FAIL_ON,
+        default=None,
+        help="what fails the run: regressed (a required metric), missing (also a required metric "
+        "gone), any (any metric regressed, missing or invalid), never (default: [tool.ci-checks."
+        "compare] fail-on, else regressed)",
+    )
+    parser.add_argument(
+        "--base-results",
+        metavar="FILE",
+        help="train-check results JSON of the base, to compare " "steps-to-memorize (default: none)",
+    )
+    parser.add_argument(
+        "--head-results", metavar="FILE", help="train-check results JSON of this change " "(default: none)"
+    )
+    parser.add_argument(
+        "--base-metrics-json",
+        metavar="FILE",
+        help="compare results JSON saved by the last run on "
+        "main: its values are the baseline, for repositories that do not commit metrics "
+        "(default: read the base from git)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
@@ -979,9 +1104,15 @@ def run(args: argparse.Namespace) -> int:
             print(f"ci-checks compare: {message}", file=sys.stderr)
 
     report = compare(
-        args.head_dir, base=args.base, settings=settings, policies=config.get("metrics") or {},
-        fail_on=args.fail_on, base_metrics_json=args.base_metrics_json, base_results=args.base_results,
-        head_results=args.head_results, log=log,
+        args.head_dir,
+        base=args.base,
+        settings=settings,
+        policies=config.get("metrics") or {},
+        fail_on=args.fail_on,
+        base_metrics_json=args.base_metrics_json,
+        base_results=args.base_results,
+        head_results=args.head_results,
+        log=log,
     )
     emit(report, fmt=fmt, output=args.output, stream=sys.stdout)
     return int(report.exit_code)

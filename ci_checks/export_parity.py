@@ -1,4 +1,5 @@
 """export-parity: export the spec's model to ONNX, run it in onnxruntime, and compare with PyTorch in eval mode."""
+
 from __future__ import annotations
 
 import argparse
@@ -23,18 +24,35 @@ HELP = "export the model to ONNX, run it in onnxruntime, compare outputs and lat
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--spec", required=False, help="the training spec, FILE.py:FUNCTION (default: [tool.ci-checks] spec)")
-    parser.add_argument("--weights", metavar="FILE", help="state_dict (or a checkpoint with a 'model' entry) to load "
-                        "before export (default: the freshly built, seeded model)")
-    parser.add_argument("--inputs", metavar="FILE.pt", action="append", default=[],
-                        help="golden inputs saved with torch.save (a tensor, tuple or dict), repeatable")
+    parser.add_argument(
+        "--spec", required=False, help="the training spec, FILE.py:FUNCTION (default: [tool.ci-checks] spec)"
+    )
+    parser.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="state_dict (or a checkpoint with a 'model' entry) to load "
+        "before export (default: the freshly built, seeded model)",
+    )
+    parser.add_argument(
+        "--inputs",
+        metavar="FILE.pt",
+        action="append",
+        default=[],
+        help="golden inputs saved with torch.save (a tensor, tuple or dict), repeatable",
+    )
     parser.add_argument("--atol", type=float, default=1e-4, help="absolute tolerance (default: %(default)s)")
     parser.add_argument("--rtol", type=float, default=1e-3, help="relative tolerance (default: %(default)s)")
-    parser.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript",
-                        help="torch.onnx exporter (default: %(default)s, the fast one; dynamo uses torch.export)")
+    parser.add_argument(
+        "--exporter",
+        choices=("torchscript", "dynamo"),
+        default="torchscript",
+        help="torch.onnx exporter (default: %(default)s, the fast one; dynamo uses torch.export)",
+    )
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
     parser.add_argument("--keep", metavar="FILE.onnx", help="keep the exported model here (default: a temp file)")
-    parser.add_argument("--format", choices=("text", "json", "github"), default="text", help="output format (default: text)")
+    parser.add_argument(
+        "--format", choices=("text", "json", "github"), default="text", help="output format (default: text)"
+    )
     parser.add_argument("--output", metavar="FILE", help="also write the JSON results to FILE")
     parser.add_argument("--device", help="torch device for the eager reference (default: cpu)")
 
@@ -47,8 +65,16 @@ def run(args: argparse.Namespace) -> int:
     spec_ref = args.spec or _config.load_config(_config.find_pyproject(), defaults=default_settings()).get("spec")
     if not spec_ref:
         raise UserError("no training spec: pass --spec FILE.py:FUNCTION or set spec under [tool.ci-checks]")
-    report = export_parity(spec_ref, weights=args.weights, golden=args.inputs, atol=args.atol, rtol=args.rtol,
-                           exporter=args.exporter, opset=args.opset, keep=args.keep)
+    report = export_parity(
+        spec_ref,
+        weights=args.weights,
+        golden=args.inputs,
+        atol=args.atol,
+        rtol=args.rtol,
+        exporter=args.exporter,
+        opset=args.opset,
+        keep=args.keep,
+    )
     emit(report, fmt=args.format, output=args.output, stream=sys.stdout)
     return report.exit_code
 
@@ -153,8 +179,17 @@ def _median_ms(fn: Callable[[], Any], repeat: int = 20) -> float:
     return statistics.median(times)
 
 
-def export_onnx(model: torch.nn.Module, names: list[str], example: list[torch.Tensor], path: str, *,
-                batch_dim: int, n_outputs: int, exporter: str, opset: int | None) -> list[str]:
+def export_onnx(
+    model: torch.nn.Module,
+    names: list[str],
+    example: list[torch.Tensor],
+    path: str,
+    *,
+    batch_dim: int,
+    n_outputs: int,
+    exporter: str,
+    opset: int | None,
+) -> list[str]:
     """Export with a dynamic batch axis; return the exporter's warnings (tracer warnings name frozen branches)."""
     import torch
 
@@ -163,21 +198,51 @@ def export_onnx(model: torch.nn.Module, names: list[str], example: list[torch.Te
         warnings.simplefilter("always")
         if exporter == "dynamo":
             batch = torch.export.Dim("batch")
-            torch.onnx.export(model, tuple(example), path, dynamo=True, input_names=names, output_names=out_names,
-                              dynamic_shapes=tuple({batch_dim: batch} if t.dim() > batch_dim else {} for t in example),
-                              opset_version=opset, verbose=False)
+            torch.onnx.export(
+                model,
+                tuple(example),
+                path,
+                dynamo=True,
+                input_names=names,
+                output_names=out_names,
+                dynamic_shapes=tuple({batch_dim: batch} if t.dim() > batch_dim else {} for t in example),
+                opset_version=opset,
+                verbose=False,
+            )
         else:
             axes = {n: {batch_dim: "batch"} for n, t in zip(names, example) if t.dim() > batch_dim}
             axes.update({n: {batch_dim: "batch"} for n in out_names})
-            torch.onnx.export(model, tuple(example), path, dynamo=False, input_names=names, output_names=out_names,
-                              dynamic_axes=axes, opset_version=opset)
-    return sorted({str(w.message).splitlines()[0] for w in caught if "Tracer" in type(w.message).__name__
-                   or "might cause the trace to be incorrect" in str(w.message)})
+            torch.onnx.export(
+                model,
+                tuple(example),
+                path,
+                dynamo=False,
+                input_names=names,
+                output_names=out_names,
+                dynamic_axes=axes,
+                opset_version=opset,
+            )
+    return sorted(
+        {
+            str(w.message).splitlines()[0]
+            for w in caught
+            if "Tracer" in type(w.message).__name__ or "might cause the trace to be incorrect" in str(w.message)
+        }
+    )
 
 
-def export_parity(spec_ref: Any, *, weights: str | None = None, golden: list[str] | None = None, atol: float = 1e-4,
-                  rtol: float = 1e-3, exporter: str = "torchscript", opset: int | None = None,
-                  keep: str | None = None, export_fn: Callable[..., Any] | None = None) -> Report:
+def export_parity(
+    spec_ref: Any,
+    *,
+    weights: str | None = None,
+    golden: list[str] | None = None,
+    atol: float = 1e-4,
+    rtol: float = 1e-3,
+    exporter: str = "torchscript",
+    opset: int | None = None,
+    keep: str | None = None,
+    export_fn: Callable[..., Any] | None = None,
+) -> Report:
     """Export, run in onnxruntime, compare on the batch, fresh inputs, other batch sizes and golden inputs."""
     import torch
 
@@ -194,9 +259,17 @@ def export_parity(spec_ref: Any, *, weights: str | None = None, golden: list[str
     model.eval()
     names, example = _flat_inputs(harness.inputs)
     bd = spec.batch_dim
-    report = Report("export-parity", subject={"spec": spec_ref if isinstance(spec_ref, str) else "TrainingSpec",
-                                              "exporter": exporter, "atol": atol, "rtol": rtol,
-                                              "torch": torch.__version__, "onnxruntime": ort.__version__})
+    report = Report(
+        "export-parity",
+        subject={
+            "spec": spec_ref if isinstance(spec_ref, str) else "TrainingSpec",
+            "exporter": exporter,
+            "atol": atol,
+            "rtol": rtol,
+            "torch": torch.__version__,
+            "onnxruntime": ort.__version__,
+        },
+    )
     export = CheckResult("onnx-export")
     report.checks.append(export)
     if keep:
@@ -204,8 +277,15 @@ def export_parity(spec_ref: Any, *, weights: str | None = None, golden: list[str
     else:
         fd, path = tempfile.mkstemp(prefix="ci-checks-", suffix=".onnx")
         os.close(fd)
-    call = (lambda *xs: harness.forward(model, dict(zip(names, xs)) if isinstance(harness.inputs, dict) else
-                                        (xs[0] if len(xs) == 1 and isinstance(harness.inputs, torch.Tensor) else xs)))
+
+    def call(*xs: torch.Tensor) -> Any:
+        """Call the model with flat tensors, rebuilt into the batch's structure."""
+        if isinstance(harness.inputs, dict):
+            return harness.forward(model, dict(zip(names, xs)))
+        if len(xs) == 1 and isinstance(harness.inputs, torch.Tensor):
+            return harness.forward(model, xs[0])
+        return harness.forward(model, xs)
+
     try:
         with torch.no_grad():
             reference = _outputs(call(*example))
@@ -216,20 +296,25 @@ def export_parity(spec_ref: Any, *, weights: str | None = None, golden: list[str
             if user_export is not None:
                 user_export(model, harness.inputs, path)
             else:
-                tracer_warnings = export_onnx(model, names, example, path, batch_dim=bd, n_outputs=len(reference),
-                                              exporter=exporter, opset=opset)
+                tracer_warnings = export_onnx(
+                    model, names, example, path, batch_dim=bd, n_outputs=len(reference), exporter=exporter, opset=opset
+                )
             session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
         except Exception as e:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-            export.add("error", f"onnx-export: the model cannot be exported to ONNX and loaded in onnxruntime: "
-                       f"{type(e).__name__}: {first} - an operator without an ONNX mapping, or Python values the "
-                       "exporter cannot trace; try --exporter dynamo, a newer --opset, or rewrite the op",
-                       location=spec.location)
+            export.add(
+                "error",
+                f"onnx-export: the model cannot be exported to ONNX and loaded in onnxruntime: "
+                f"{type(e).__name__}: {first} - an operator without an ONNX mapping, or Python values the "
+                "exporter cannot trace; try --exporter dynamo, a newer --opset, or rewrite the op",
+                location=spec.location,
+            )
             export.summary = "export failed"
             return report
         export.duration_s = time.perf_counter() - start
-        export.figures.update(size_bytes=os.path.getsize(path), seconds=round(export.duration_s, 3),
-                              tracer_warnings=tracer_warnings)
+        export.figures.update(
+            size_bytes=os.path.getsize(path), seconds=round(export.duration_s, 3), tracer_warnings=tracer_warnings
+        )
         export.summary = f"exported with {exporter} ({os.path.getsize(path) / 1024:.0f} KiB)"
         for w in tracer_warnings:
             export.add("notice", f"onnx-export: exporter warning: {w}")
@@ -259,9 +344,14 @@ def export_parity(spec_ref: Any, *, weights: str | None = None, golden: list[str
                 try:
                     actual = ort_run(xs)
                 except Exception as e:
-                    parity.add("error", f"onnx-parity: onnxruntime failed on {label}: {type(e).__name__}: "
-                               f"{str(e).splitlines()[0][:200]} - the batch axis was not exported as dynamic, or "
-                               "a shape is baked into the graph", location=spec.location, input=label)
+                    parity.add(
+                        "error",
+                        f"onnx-parity: onnxruntime failed on {label}: {type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:200]} - the batch axis was not exported as dynamic, or "
+                        "a shape is baked into the graph",
+                        location=spec.location,
+                        input=label,
+                    )
                     failing.append(label)
                     continue
                 max_abs, max_rel = _diff(expected, actual)
@@ -270,24 +360,37 @@ def export_parity(spec_ref: Any, *, weights: str | None = None, golden: list[str
                     worst = (label, max_abs, max_rel)
                 if not _close(expected, actual, atol, rtol):
                     failing.append(label)
-        parity.figures.update(max_abs_diff=worst[1], max_rel_diff=worst[2], worst_input=worst[0], per_input=per_case,
-                              inputs=len(cases))
+        parity.figures.update(
+            max_abs_diff=worst[1], max_rel_diff=worst[2], worst_input=worst[0], per_input=per_case, inputs=len(cases)
+        )
         parity.summary = f"{len(cases)} inputs: max abs diff {worst[1]:.3g} (worst: {worst[0]})"
         if failing and not parity.findings:
-            hint = ("the exported graph froze a data-dependent Python branch or a shape (" + tracer_warnings[0] + ")"
-                    if tracer_warnings else "data-dependent Python control flow, a training-mode path, or an "
-                    "operator that differs in onnxruntime")
+            hint = (
+                "the exported graph froze a data-dependent Python branch or a shape (" + tracer_warnings[0] + ")"
+                if tracer_warnings
+                else "data-dependent Python control flow, a training-mode path, or an "
+                "operator that differs in onnxruntime"
+            )
             only_other = "spec batch" not in failing
-            parity.add("error", f"onnx-parity: ONNX outputs differ from PyTorch eval mode on {len(failing)} of "
-                       f"{len(cases)} inputs (max abs diff {worst[1]:.3g} on {worst[0]}, atol {atol}, rtol {rtol})"
-                       + (" but match on the export input" if only_other else "") + f" - {hint}",
-                       location=spec.location, failing=failing)
+            parity.add(
+                "error",
+                f"onnx-parity: ONNX outputs differ from PyTorch eval mode on {len(failing)} of "
+                f"{len(cases)} inputs (max abs diff {worst[1]:.3g} on {worst[0]}, atol {atol}, rtol {rtol})"
+                + (" but match on the export input" if only_other else "")
+                + f" - {hint}",
+                location=spec.location,
+                failing=failing,
+            )
         latency = CheckResult("onnx-latency")
         report.checks.append(latency)
         torch_ms = _median_ms(lambda: call(*example))
         ort_ms = _median_ms(lambda: ort_run(example))
-        latency.figures.update(torch_ms=round(torch_ms, 4), onnxruntime_ms=round(ort_ms, 4),
-                               speedup=round(torch_ms / ort_ms, 3) if ort_ms else None, batch=n)
+        latency.figures.update(
+            torch_ms=round(torch_ms, 4),
+            onnxruntime_ms=round(ort_ms, 4),
+            speedup=round(torch_ms / ort_ms, 3) if ort_ms else None,
+            batch=n,
+        )
         latency.summary = f"per batch of {n}: PyTorch {torch_ms:.3f} ms, onnxruntime {ort_ms:.3f} ms"
         if torch.cuda.is_available():
             report.checks.append(_cuda_parity(harness, model, call, example, atol, rtol))
@@ -297,8 +400,14 @@ def export_parity(spec_ref: Any, *, weights: str | None = None, golden: list[str
     return report
 
 
-def _cuda_parity(harness: Harness, model: torch.nn.Module, call: Callable[..., Any], example: list[torch.Tensor],
-                 atol: float, rtol: float) -> CheckResult:
+def _cuda_parity(
+    harness: Harness,
+    model: torch.nn.Module,
+    call: Callable[..., Any],
+    example: list[torch.Tensor],
+    atol: float,
+    rtol: float,
+) -> CheckResult:
     """Eager outputs on CPU and CUDA agree."""
     import torch
 
@@ -314,6 +423,10 @@ def _cuda_parity(harness: Harness, model: torch.nn.Module, call: Callable[..., A
     result.figures["max_abs_diff"] = max_abs
     result.summary = f"CPU vs CUDA: max abs diff {max_abs:.3g}"
     if not _close(cpu, [g.numpy() for g in gpu], atol * 10, rtol * 10):
-        result.add("error", f"cuda-parity: CPU and CUDA outputs differ by {max_abs:.3g} - device-specific code paths "
-                   "or TF32 matmuls (torch.backends.cuda.matmul.allow_tf32)", location=harness.spec.location)
+        result.add(
+            "error",
+            f"cuda-parity: CPU and CUDA outputs differ by {max_abs:.3g} - device-specific code paths "
+            "or TF32 matmuls (torch.backends.cuda.matmul.allow_tf32)",
+            location=harness.spec.location,
+        )
     return result

@@ -1,4 +1,5 @@
 """The ci-checks command line: argparse subcommands, one error handler, one exit-code contract."""
+
 from __future__ import annotations
 
 import argparse
@@ -30,20 +31,32 @@ def _version() -> str:
 
 
 def _add_spec_options(parser: argparse.ArgumentParser, *, suite: bool) -> None:
-    parser.add_argument("--spec", help="the training spec, FILE.py:FUNCTION or package.module:FUNCTION "
-                        "(default: 'spec' in [tool.ci-checks])")
+    parser.add_argument(
+        "--spec",
+        help="the training spec, FILE.py:FUNCTION or package.module:FUNCTION " "(default: 'spec' in [tool.ci-checks])",
+    )
     if suite:
         parser.add_argument("--checks", help="comma-separated checks to run (default: all)")
         parser.add_argument("--skip", help="comma-separated checks to leave out (default: none)")
-    parser.add_argument("--format", choices=("text", "json", "github"), default=None,
-                        help="output format (default: text)")
+    parser.add_argument(
+        "--format", choices=("text", "json", "github"), default=None, help="output format (default: text)"
+    )
     parser.add_argument("--output", metavar="FILE", help="also write the JSON results to FILE (default: none)")
     parser.add_argument("--device", help="torch device, e.g. cpu or cuda (default: the spec's, else cuda if present)")
     parser.add_argument("--seed", type=int, help="seed for every run (default: the spec's, else 0)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="CHECK.KEY=VALUE",
-                        help="override a check setting, e.g. memorization.max-steps=200 (repeatable)")
-    parser.add_argument("--config", metavar="PYPROJECT", help="pyproject.toml to read [tool.ci-checks] from "
-                        "(default: the nearest one above the working directory)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="CHECK.KEY=VALUE",
+        help="override a check setting, e.g. memorization.max-steps=200 (repeatable)",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="PYPROJECT",
+        help="pyproject.toml to read [tool.ci-checks] from " "(default: the nearest one above the working directory)",
+    )
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
@@ -67,8 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, path in COMMANDS.items():
         command = importlib.import_module(path)
         command_parser = sub.add_parser(name, help=command.HELP, description=command.HELP)
-        command_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                                    help="show tracebacks for errors")
+        command_parser.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors"
+        )
         command.add_arguments(command_parser)
     return parser
 
@@ -91,7 +105,9 @@ def _resolve_checks(args: argparse.Namespace, config: dict[str, Any]) -> list[st
     return [c for c in CHECKS if c in chosen and c not in skip]
 
 
-def _settings(args: argparse.Namespace, config: dict[str, Any], defaults: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def _settings(
+    args: argparse.Namespace, config: dict[str, Any], defaults: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
     from ci_checks._config import coerce_setting, parse_value
 
     settings: dict[str, dict[str, Any]] = {k: dict(v) for k, v in config.items() if k in defaults}
@@ -104,7 +120,9 @@ def _settings(args: argparse.Namespace, config: dict[str, Any], defaults: dict[s
             from ci_checks._config import _closest
 
             raise UserError(f"--set {item!r}: unknown check {check!r}; {_closest(check, list(defaults))}")
-        settings.setdefault(check, {})[name] = coerce_setting(check, name, parse_value(raw), defaults[check], where="--set")
+        settings.setdefault(check, {})[name] = coerce_setting(
+            check, name, parse_value(raw), defaults[check], where="--set"
+        )
     return settings
 
 
@@ -145,8 +163,10 @@ def _train_check(args: argparse.Namespace) -> int:
     config = _config.load_config(config_path, defaults=defaults)
     spec = args.spec or config.get("spec")
     if not spec:
-        raise UserError("no training spec: pass --spec FILE.py:FUNCTION or set spec = \"...\" under [tool.ci-checks]"
-                        + (f" in {config_path}" if config_path else ""))
+        raise UserError(
+            'no training spec: pass --spec FILE.py:FUNCTION or set spec = "..." under [tool.ci-checks]'
+            + (f" in {config_path}" if config_path else "")
+        )
     checks = _resolve_checks(args, config)
     settings = _settings(args, config, defaults)
     fmt = args.format or config.get("format", "text")
@@ -159,8 +179,14 @@ def _train_check(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     progress = _Progress(enabled=not args.quiet)
     try:
-        report = run_checks(spec, checks, settings=settings, device=args.device or config.get("device"),
-                            seed=args.seed if args.seed is not None else config.get("seed"), progress=progress)
+        report = run_checks(
+            spec,
+            checks,
+            settings=settings,
+            device=args.device or config.get("device"),
+            seed=args.seed if args.seed is not None else config.get("seed"),
+            progress=progress,
+        )
     finally:
         progress.done()
     emit(report, fmt=fmt, output=output, stream=sys.stdout)

@@ -7,6 +7,7 @@
 Select the fast tier with ``pytest -m train_check`` (or leave it out with ``-m "not train_check"``).
 Tests that use the fixture get the marker automatically.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -23,8 +24,12 @@ MARKER = "train_check"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ci-checks")
-    group.addoption("--ci-checks-spec", default=None, metavar="FILE.py:FUNC",
-                    help="default training spec for the train_check fixture (default: [tool.ci-checks] spec)")
+    group.addoption(
+        "--ci-checks-spec",
+        default=None,
+        metavar="FILE.py:FUNC",
+        help="default training spec for the train_check fixture (default: [tool.ci-checks] spec)",
+    )
     group.addoption("--ci-checks-device", default=None, help="torch device for the training checks")
 
 
@@ -57,23 +62,36 @@ class TrainCheck:
 
         configured = _config.load_config(path, defaults=default_settings()).get("spec")
         if not configured:
-            pytest.fail("train_check: no spec given; pass one, use --ci-checks-spec, or set [tool.ci-checks] spec",
-                        pytrace=False)
+            pytest.fail(
+                "train_check: no spec given; pass one, use --ci-checks-spec, or set [tool.ci-checks] spec",
+                pytrace=False,
+            )
         return str(configured)
 
-    def run(self, spec: TrainingSpec | Mapping[str, Any] | str | None = None, checks: Sequence[str] | None = None,
-            *, settings: Mapping[str, Mapping[str, Any]] | None = None) -> Report:
+    def run(
+        self,
+        spec: TrainingSpec | Mapping[str, Any] | str | None = None,
+        checks: Sequence[str] | None = None,
+        *,
+        settings: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> Report:
         from ci_checks.testing import run_training_checks
 
         return run_training_checks(self._spec(spec), checks, settings=settings, device=self.device)
 
-    def assert_trains(self, spec: TrainingSpec | Mapping[str, Any] | str | None = None,
-                      checks: Sequence[str] | None = None, *, settings: Mapping[str, Mapping[str, Any]] | None = None,
-                      allow_warnings: bool = True) -> Report:
+    def assert_trains(
+        self,
+        spec: TrainingSpec | Mapping[str, Any] | str | None = None,
+        checks: Sequence[str] | None = None,
+        *,
+        settings: Mapping[str, Mapping[str, Any]] | None = None,
+        allow_warnings: bool = True,
+    ) -> Report:
         from ci_checks.testing import assert_trains
 
-        return assert_trains(self._spec(spec), checks, settings=settings, device=self.device,
-                             allow_warnings=allow_warnings)
+        return assert_trains(
+            self._spec(spec), checks, settings=settings, device=self.device, allow_warnings=allow_warnings
+        )
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """report: merge the JSON results of every check into one Markdown document for the PR comment."""
+
 from __future__ import annotations
 
 import argparse
@@ -28,19 +29,38 @@ STATUS_ICONS = {"pass": ":white_check_mark:", "warn": ":warning:", "fail": ":x:"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("results", nargs="+", metavar="RESULTS.json",
-                        help="results files written with --format json --output (train-check, compare, ...)")
+    parser.add_argument(
+        "results",
+        nargs="+",
+        metavar="RESULTS.json",
+        help="results files written with --format json --output (train-check, compare, ...)",
+    )
     parser.add_argument("--output", metavar="FILE", help="write the Markdown here (default: stdout)")
     parser.add_argument("--title", default="ci-checks report", help="heading of the report (default: %(default)s)")
-    parser.add_argument("--plots-dir", metavar="DIR", help="also render PR-vs-main curves as PNG files into DIR "
-                        "(needs matplotlib: pip install 'ci-checks[report]'; default: no PNG)")
-    parser.add_argument("--embed-images", action="store_true", help="reference the PNGs from the Markdown, for "
-                        "posting tools that upload images (default: off; Mermaid charts need no image hosting)")
-    parser.add_argument("--max-chars", type=int, default=GITHUB_COMMENT_LIMIT - 200,
-                        help="trim details until the report fits (default: %(default)s, under GitHub's 65,536 limit "
-                        "with room for the comment marker)")
-    parser.add_argument("--allow-missing", action="store_true",
-                        help="skip results files that do not exist (a job that did not run) instead of exit 2")
+    parser.add_argument(
+        "--plots-dir",
+        metavar="DIR",
+        help="also render PR-vs-main curves as PNG files into DIR "
+        "(needs matplotlib: pip install 'ci-checks[report]'; default: no PNG)",
+    )
+    parser.add_argument(
+        "--embed-images",
+        action="store_true",
+        help="reference the PNGs from the Markdown, for "
+        "posting tools that upload images (default: off; Mermaid charts need no image hosting)",
+    )
+    parser.add_argument(
+        "--max-chars",
+        type=int,
+        default=GITHUB_COMMENT_LIMIT - 200,
+        help="trim details until the report fits (default: %(default)s, under GitHub's 65,536 limit "
+        "with room for the comment marker)",
+    )
+    parser.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="skip results files that do not exist (a job that did not run) instead of exit 2",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,8 +75,7 @@ def run(args: argparse.Namespace) -> int:
     images: dict[str, str] = {}
     if args.plots_dir:
         images = render_pngs(reports, args.plots_dir)
-    markdown = render(reports, title=args.title, max_chars=args.max_chars,
-                      images=images if args.embed_images else {})
+    markdown = render(reports, title=args.title, max_chars=args.max_chars, images=images if args.embed_images else {})
     if args.output:
         try:
             with open(args.output, "w", encoding="utf-8") as fh:
@@ -139,8 +158,10 @@ def headline(reports: Sequence[Report]) -> str:
     if regressed:
         worst_one = regressed[0]
         more = f" and {len(regressed) - 1} more" if len(regressed) > 1 else ""
-        parts.append(f"{len(regressed)} metric(s) regressed: `{worst_one.check}` "
-                     f"{_fmt(worst_one.figures.get('base'))} → {_fmt(worst_one.figures.get('head'))}{more}")
+        parts.append(
+            f"{len(regressed)} metric(s) regressed: `{worst_one.check}` "
+            f"{_fmt(worst_one.figures.get('base'))} → {_fmt(worst_one.figures.get('head'))}{more}"
+        )
     if failed_checks:
         names = ", ".join(c.check for c in failed_checks[:3])
         parts.append(f"{len(failed_checks)} check(s) failed: {names}")
@@ -149,8 +170,10 @@ def headline(reports: Sequence[Report]) -> str:
     if parts:
         return f"{icon} **" + "; ".join(parts) + "**"
     if first_run:
-        return (f":information_source: **No baseline on main yet**: {len(metrics)} metric(s) recorded, nothing to "
-                "compare. Later pull requests will be compared with this.")
+        return (
+            f":information_source: **No baseline on main yet**: {len(metrics)} metric(s) recorded, nothing to "
+            "compare. Later pull requests will be compared with this."
+        )
     improved = sum(1 for c in metrics if c.figures.get("verdict") == "improved")
     bits = []
     if metrics:
@@ -173,7 +196,15 @@ def _metrics_section(reports: Sequence[Report]) -> list[str]:
         sha = (base.get("sha") or "")[:7]
         lines += [f"### Metrics vs `{ref}`" + (f" ({sha})" if sha else ""), ""]
         if metrics:
-            order = {"regressed": 0, "invalid": 1, "missing": 2, "improved": 3, "new": 4, "within-noise": 5, "unchanged": 6}
+            order = {
+                "regressed": 0,
+                "invalid": 1,
+                "missing": 2,
+                "improved": 3,
+                "new": 4,
+                "within-noise": 5,
+                "unchanged": 6,
+            }
             metrics.sort(key=lambda c: order.get(str(c.figures.get("verdict")), 9))
             lines += ["| metric | main | PR | change | verdict |", "|---|---:|---:|---:|---|"]
             for c in metrics:
@@ -181,8 +212,10 @@ def _metrics_section(reports: Sequence[Report]) -> list[str]:
                 verdict = VERDICT_ICONS.get(str(f.get("verdict")), str(f.get("verdict")))
                 n = len(f.get("head_samples") or [])
                 seeds = f" ×{n}" if n > 1 else ""
-                lines.append(f"| `{_cell(c.check)}` | {_fmt(f.get('base'))} | {_fmt(f.get('head'))}{seeds} | "
-                             f"{_change(f)} | {verdict}{_evidence(f)} |")
+                lines.append(
+                    f"| `{_cell(c.check)}` | {_fmt(f.get('base'))} | {_fmt(f.get('head'))}{seeds} | "
+                    f"{_change(f)} | {verdict}{_evidence(f)} |"
+                )
             lines.append("")
         for c in training:
             f = c.figures
@@ -212,7 +245,12 @@ def _params_section(reports: Sequence[Report]) -> list[str]:
             changed.update(value)
     if not changed:
         return []
-    lines = [f"<details><summary>Params changed ({len(changed)})</summary>", "", "| param | main | PR |", "|---|---|---|"]
+    lines = [
+        f"<details><summary>Params changed ({len(changed)})</summary>",
+        "",
+        "| param | main | PR |",
+        "|---|---|---|",
+    ]
     for name, diff in sorted(changed.items()):
         old = diff.get("old") if isinstance(diff, dict) else None
         new = diff.get("new") if isinstance(diff, dict) else diff
@@ -256,8 +294,10 @@ def _downsample(values: list[float], n: int) -> list[float]:
 
 def mermaid_chart(title: str, lines: dict[str, list[float]]) -> str:
     """An inline xychart-beta that GitHub renders natively: no image host sees private data."""
-    series = {side: [v for v in _downsample([float(x) for x in vals], MERMAID_POINTS) if math.isfinite(v)]
-              for side, vals in lines.items()}
+    series = {
+        side: [v for v in _downsample([float(x) for x in vals], MERMAID_POINTS) if math.isfinite(v)]
+        for side, vals in lines.items()
+    }
     series = {k: v for k, v in series.items() if v}
     if not series:
         return ""
@@ -267,8 +307,13 @@ def mermaid_chart(title: str, lines: dict[str, list[float]]) -> str:
     lo = min(min(v) for v in series.values())
     hi = max(max(v) for v in series.values())
     pad = (hi - lo) * 0.05 or abs(hi) * 0.05 or 1.0
-    out = ["```mermaid", "xychart-beta", f'    title "{safe_title} ({legend})"',
-           f"    x-axis 0 --> {length - 1}", f'    y-axis "{safe_title.split(": ")[-1]}" {lo - pad:.4g} --> {hi + pad:.4g}']
+    out = [
+        "```mermaid",
+        "xychart-beta",
+        f'    title "{safe_title} ({legend})"',
+        f"    x-axis 0 --> {length - 1}",
+        f'    y-axis "{safe_title.split(": ")[-1]}" {lo - pad:.4g} --> {hi + pad:.4g}',
+    ]
     for side in ("base", "head"):
         if side in series:
             out.append("    line [" + ", ".join(f"{v:.4g}" for v in series[side]) + "]")
@@ -289,8 +334,13 @@ def _plots_section(reports: Sequence[Report], images: dict[str, str]) -> list[st
     return lines + ["</details>", ""]
 
 
-def render(reports: Sequence[Report], *, title: str = "ci-checks report", max_chars: int = GITHUB_COMMENT_LIMIT - 200,
-           images: dict[str, str] | None = None) -> str:
+def render(
+    reports: Sequence[Report],
+    *,
+    title: str = "ci-checks report",
+    max_chars: int = GITHUB_COMMENT_LIMIT - 200,
+    images: dict[str, str] | None = None,
+) -> str:
     """The whole report, trimmed section by section until it fits max_chars; says what it trimmed."""
     head = [f"## {title}", "", headline(reports), ""]
     sections = {
@@ -302,8 +352,15 @@ def render(reports: Sequence[Report], *, title: str = "ci-checks report", max_ch
     }
     trimmed: list[str] = []
     for victim in ("details", "plots", "params", "checks", None):
-        note = [f"_Trimmed to fit GitHub's comment limit: {', '.join(trimmed)} left out; the full report is in the job "
-                "summary and the results artifact._", ""] if trimmed else []
+        note = (
+            [
+                f"_Trimmed to fit GitHub's comment limit: {', '.join(trimmed)} left out; the full report is in the job "
+                "summary and the results artifact._",
+                "",
+            ]
+            if trimmed
+            else []
+        )
         text = "\n".join(head + [line for part in sections.values() for line in part] + note).rstrip() + "\n"
         if len(text) <= max_chars or victim is None:
             break
@@ -313,8 +370,11 @@ def render(reports: Sequence[Report], *, title: str = "ci-checks report", max_ch
         rows = sections["metrics"]
         while rows and len(text) > max_chars:
             rows = rows[: max(0, len(rows) - max(1, len(rows) // 10))]
-            note = [f"_Trimmed to fit GitHub's comment limit: {', '.join(trimmed + ['metric rows'])} left out; the "
-                    "full report is in the job summary and the results artifact._", ""]
+            note = [
+                f"_Trimmed to fit GitHub's comment limit: {', '.join(trimmed + ['metric rows'])} left out; the "
+                "full report is in the job summary and the results artifact._",
+                "",
+            ]
             text = "\n".join(head + rows + note).rstrip() + "\n"
     return text
 

@@ -4,6 +4,7 @@ Each run: a git worktree of the current code (uncommitted changes included), the
 and .dvc files, its data checked out from the DVC cache or remote, the pipeline run again, and the new metrics
 and curves compared with the ones recorded at the ref under the [tool.ci-checks.metrics] policy.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,14 @@ from ci_checks._errors import UserError
 from ci_checks._report import CheckResult, Report
 
 HELP = "replay recorded training runs (git refs with DVC params/data) with the current code and compare outcomes"
-RUN_KEYS: dict[str, type | tuple[type, ...]] = {"name": str, "ref": str, "command": str, "stages": list, "timeout-minutes": (int, float), "metrics": dict}
+RUN_KEYS: dict[str, type | tuple[type, ...]] = {
+    "name": str,
+    "ref": str,
+    "command": str,
+    "stages": list,
+    "timeout-minutes": (int, float),
+    "metrics": dict,
+}
 DEFAULTS: dict[str, Any] = {"runs": [], "timeout-minutes": 120, "workdir": ".ci-checks/rerun", "command": None}
 
 
@@ -59,20 +67,38 @@ def validate_config(table: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run", dest="runs", action="append", default=[], metavar="NAME",
-                        help="replay this configured run (repeatable; default: all runs in [tool.ci-checks.rerun])")
+    parser.add_argument(
+        "--run",
+        dest="runs",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="replay this configured run (repeatable; default: all runs in [tool.ci-checks.rerun])",
+    )
     parser.add_argument("--ref", help="replay one ad-hoc run recorded at this git ref (tag or commit)")
     parser.add_argument("--list", action="store_true", help="print the configured runs as a JSON array (a job matrix)")
-    parser.add_argument("--command", dest="pipeline_command", help="command that runs the pipeline (default: dvc repro --force [stages])")
-    parser.add_argument("--device", help="device passed to the pipeline as CI_CHECKS_DEVICE (default: cuda if "
-                        "torch sees a GPU, else cpu)")
+    parser.add_argument(
+        "--command",
+        dest="pipeline_command",
+        help="command that runs the pipeline (default: dvc repro --force [stages])",
+    )
+    parser.add_argument(
+        "--device",
+        help="device passed to the pipeline as CI_CHECKS_DEVICE (default: cuda if " "torch sees a GPU, else cpu)",
+    )
     parser.add_argument("--timeout-minutes", type=float, help="wall-clock limit per run (default: 120)")
     parser.add_argument("--workdir", help="where workspaces live (default: .ci-checks/rerun, git-ignored)")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted run in its kept workspace "
-                        "(DVC skips finished stages; the pipeline finds its checkpoints in CI_CHECKS_CHECKPOINT_DIR)")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run in its kept workspace "
+        "(DVC skips finished stages; the pipeline finds its checkpoints in CI_CHECKS_CHECKPOINT_DIR)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep workspaces after the run (default: removed)")
     parser.add_argument("--config", metavar="PYPROJECT", help="pyproject.toml (default: the nearest one)")
-    parser.add_argument("--format", choices=("text", "json", "github"), default="text", help="output format (default: text)")
+    parser.add_argument(
+        "--format", choices=("text", "json", "github"), default="text", help="output format (default: text)"
+    )
     parser.add_argument("--output", metavar="FILE", help="also write the JSON results to FILE")
     parser.add_argument("--quiet", action="store_true", help="do not stream the pipeline's output")
 
@@ -97,16 +123,29 @@ def run(args: argparse.Namespace) -> int:
             if name not in known:
                 from ci_checks._config import _closest
 
-                raise UserError(f"no recorded run named {name!r} in [tool.ci-checks.rerun]; {_closest(name, list(known))}")
+                raise UserError(
+                    f"no recorded run named {name!r} in [tool.ci-checks.rerun]; {_closest(name, list(known))}"
+                )
         runs = [known[n] for n in args.runs]
     if not runs:
-        raise UserError("nothing to replay: pass --ref REF, or list runs under [tool.ci-checks.rerun] "
-                        "(runs = [{name = \"v1\", ref = \"v1.0\"}])")
+        raise UserError(
+            "nothing to replay: pass --ref REF, or list runs under [tool.ci-checks.rerun] "
+            '(runs = [{name = "v1", ref = "v1.0"}])'
+        )
     project = os.path.dirname(os.path.abspath(config_path)) if config_path else os.getcwd()
     log = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
-    report = replay(project, runs, policies=config.get("metrics", {}), command=args.pipeline_command or settings["command"],
-                    device=args.device, timeout_minutes=args.timeout_minutes or float(settings["timeout-minutes"]),
-                    workdir=args.workdir or settings["workdir"], resume=args.resume, keep=args.keep, log=log)
+    report = replay(
+        project,
+        runs,
+        policies=config.get("metrics", {}),
+        command=args.pipeline_command or settings["command"],
+        device=args.device,
+        timeout_minutes=args.timeout_minutes or float(settings["timeout-minutes"]),
+        workdir=args.workdir or settings["workdir"],
+        resume=args.resume,
+        keep=args.keep,
+        log=log,
+    )
     emit(report, fmt=args.format, output=args.output, stream=sys.stdout)
     return report.exit_code
 
@@ -120,17 +159,28 @@ def default_device() -> str:
 
 
 def _git(args: Sequence[str], cwd: str, check: bool = True) -> str:
-    out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                         env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+    out = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    )
     if check and out.returncode != 0:
-        raise UserError(f"git {' '.join(args[:2])} failed in {cwd}: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
+        why = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit code {out.returncode}"
+        raise UserError(f"git {' '.join(args[:2])} failed in {cwd}: {why}")
     return out.stdout
 
 
-def replay(project: str, runs: Sequence[Mapping[str, Any]], *, policies: Mapping[str, Mapping[str, Any]] | None = None,
-           command: str | None = None, device: str | None = None, timeout_minutes: float = 120,
-           workdir: str = ".ci-checks/rerun", resume: bool = False, keep: bool = False,
-           log: Callable[[str], None] = lambda line: None) -> Report:
+def replay(
+    project: str,
+    runs: Sequence[Mapping[str, Any]],
+    *,
+    policies: Mapping[str, Mapping[str, Any]] | None = None,
+    command: str | None = None,
+    device: str | None = None,
+    timeout_minutes: float = 120,
+    workdir: str = ".ci-checks/rerun",
+    resume: bool = False,
+    keep: bool = False,
+    log: Callable[[str], None] = lambda line: None,
+) -> Report:
     """Replay each run; return one Report (command "rerun") with a result per run and per metric."""
     from ci_checks.compare import find_repo
 
@@ -139,19 +189,42 @@ def replay(project: str, runs: Sequence[Mapping[str, Any]], *, policies: Mapping
     if repo is None:
         raise UserError(f"{project} is not in a git repository; rerun replays git refs")
     device = device or default_device()
-    report = Report("rerun", subject={"base": {"ref": "recorded runs", "sha": None, "source": "git"},
-                                      "device": device, "runs": [r["name"] for r in runs]})
+    report = Report(
+        "rerun",
+        subject={
+            "base": {"ref": "recorded runs", "sha": None, "source": "git"},
+            "device": device,
+            "runs": [r["name"] for r in runs],
+        },
+    )
     for spec in runs:
-        sha = _git(["rev-parse", "--verify", "--quiet", f"{spec['ref']}^{{commit}}"], repo.toplevel, check=False).strip()
+        sha = _git(
+            ["rev-parse", "--verify", "--quiet", f"{spec['ref']}^{{commit}}"], repo.toplevel, check=False
+        ).strip()
         if not sha:
-            raise UserError(f"run {spec['name']!r}: git ref {spec['ref']!r} does not exist here; fetch it "
-                            f"(git fetch --tags, or actions/checkout with fetch-depth: 0)")
+            raise UserError(
+                f"run {spec['name']!r}: git ref {spec['ref']!r} does not exist here; fetch it "
+                f"(git fetch --tags, or actions/checkout with fetch-depth: 0)"
+            )
         _require_recorded_metrics(repo, sha, spec)
         merged = dict(policies or {})
         merged.update(spec.get("metrics", {}))
-        report.checks.extend(_replay_one(repo, project, sha, spec, policies=merged, command=command, device=device,
-                                         timeout=float(spec.get("timeout-minutes", timeout_minutes)) * 60,
-                                         workdir=os.path.join(project, workdir), resume=resume, keep=keep, log=log))
+        report.checks.extend(
+            _replay_one(
+                repo,
+                project,
+                sha,
+                spec,
+                policies=merged,
+                command=command,
+                device=device,
+                timeout=float(spec.get("timeout-minutes", timeout_minutes)) * 60,
+                workdir=os.path.join(project, workdir),
+                resume=resume,
+                keep=keep,
+                log=log,
+            )
+        )
     return report
 
 
@@ -165,12 +238,16 @@ def _require_recorded_metrics(repo: Any, sha: str, spec: Mapping[str, Any]) -> N
     finally:
         tree.close()
     if outputs is None:
-        raise UserError(f"run {spec['name']!r}: {spec['ref']} has no dvc.yaml in {repo.prefix or 'the repository root'}; "
-                        "rerun replays DVC pipelines recorded at a ref")
+        raise UserError(
+            f"run {spec['name']!r}: {spec['ref']} has no dvc.yaml in {repo.prefix or 'the repository root'}; "
+            "rerun replays DVC pipelines recorded at a ref"
+        )
     if not recorded:
-        raise UserError(f"run {spec['name']!r}: {spec['ref']} has no recorded metrics (none of "
-                        f"{', '.join(outputs.metrics) or 'the dvc.yaml metrics'} is committed there); record a run by "
-                        "committing its metrics (cache: false) and tagging the commit")
+        raise UserError(
+            f"run {spec['name']!r}: {spec['ref']} has no recorded metrics (none of "
+            f"{', '.join(outputs.metrics) or 'the dvc.yaml metrics'} is committed there); record a run by "
+            "committing its metrics (cache: false) and tagging the commit"
+        )
 
 
 def _workspace(repo: Any, project: str, sha: str, path: str, log: Callable[[str], None]) -> str:
@@ -217,8 +294,13 @@ def _remove_workspace(repo: Any, path: str) -> None:
 
 
 def _dvc(args: Sequence[str], cwd: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "dvc", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DVC_NO_ANALYTICS": "1"},
+    )
 
 
 def _restore_data(project: str, ws: str, log: Callable[[str], None]) -> None:
@@ -239,9 +321,11 @@ def _restore_data(project: str, ws: str, log: Callable[[str], None]) -> None:
     out = _dvc(["checkout", "--quiet"], ws) if fetched.returncode == 0 else fetched
     if out.returncode != 0:
         remote = _dvc(["remote", "list"], ws).stdout.strip().replace("\t", " ") or "none configured"
-        raise UserError(f"cannot fetch the data recorded at the ref from the DVC remote ({remote}): "
-                        f"{_last_line(fetched)} / {_last_line(out)} - check that the remote is reachable from this "
-                        "runner and its credentials (dvc remote list, .dvc/config.local)")
+        raise UserError(
+            f"cannot fetch the data recorded at the ref from the DVC remote ({remote}): "
+            f"{_last_line(fetched)} / {_last_line(out)} - check that the remote is reachable from this "
+            "runner and its credentials (dvc remote list, .dvc/config.local)"
+        )
 
 
 def _last_line(out: subprocess.CompletedProcess[str]) -> str:
@@ -249,13 +333,21 @@ def _last_line(out: subprocess.CompletedProcess[str]) -> str:
     return lines[-1][:200] if lines else f"exit code {out.returncode}"
 
 
-def _run_pipeline(cmd: str, cwd: str, env: Mapping[str, str], timeout: float, name: str,
-                  log: Callable[[str], None]) -> tuple[int | None, float, list[str]]:
+def _run_pipeline(
+    cmd: str, cwd: str, env: Mapping[str, str], timeout: float, name: str, log: Callable[[str], None]
+) -> tuple[int | None, float, list[str]]:
     """Run the pipeline with streamed, prefixed output; kill its process group at the time limit."""
     start = time.perf_counter()
     tail: list[str] = []
-    proc = subprocess.Popen(shlex.split(cmd), cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        shlex.split(cmd),
+        cwd=cwd,
+        env=dict(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     assert proc.stdout is not None
     try:
         for line in proc.stdout:
@@ -275,9 +367,21 @@ def _run_pipeline(cmd: str, cwd: str, env: Mapping[str, str], timeout: float, na
     return proc.returncode, time.perf_counter() - start, tail
 
 
-def _replay_one(repo: Any, project: str, sha: str, spec: Mapping[str, Any], *, policies: Mapping[str, Any],
-                command: str | None, device: str, timeout: float, workdir: str, resume: bool, keep: bool,
-                log: Callable[[str], None]) -> list[CheckResult]:
+def _replay_one(
+    repo: Any,
+    project: str,
+    sha: str,
+    spec: Mapping[str, Any],
+    *,
+    policies: Mapping[str, Any],
+    command: str | None,
+    device: str,
+    timeout: float,
+    workdir: str,
+    resume: bool,
+    keep: bool,
+    log: Callable[[str], None],
+) -> list[CheckResult]:
     from ci_checks.compare import compare
 
     name = str(spec["name"])
@@ -290,8 +394,10 @@ def _replay_one(repo: Any, project: str, sha: str, spec: Mapping[str, Any], *, p
         with open(state_file, encoding="utf-8") as fh:
             state = json.load(fh)
     resuming = bool(state) and state.get("sha") == sha and state.get("head") == head and os.path.isdir(path)
-    summary = CheckResult(f"rerun {name}", figures={"kind": "rerun", "ref": spec["ref"], "sha": sha, "device": device,
-                                                    "resumed": resuming})
+    summary = CheckResult(
+        f"rerun {name}",
+        figures={"kind": "rerun", "ref": spec["ref"], "sha": sha, "device": device, "resumed": resuming},
+    )
     ws = os.path.join(path, repo.prefix) if resuming else _workspace(repo, project, sha, path, log)
     os.makedirs(workdir, exist_ok=True)
     with open(state_file, "w", encoding="utf-8") as fh:
@@ -306,14 +412,22 @@ def _replay_one(repo: Any, project: str, sha: str, spec: Mapping[str, Any], *, p
         os.makedirs(checkpoints, exist_ok=True)
         # Stages that call `python` get the interpreter ci-checks runs in (its virtualenv may not be on PATH).
         search_path = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
-        env = {**os.environ, "PATH": search_path, "CI_CHECKS_DEVICE": device, "CI_CHECKS_CHECKPOINT_DIR": checkpoints,
-               "DVC_NO_ANALYTICS": "1"}
+        env = {
+            **os.environ,
+            "PATH": search_path,
+            "CI_CHECKS_DEVICE": device,
+            "CI_CHECKS_CHECKPOINT_DIR": checkpoints,
+            "DVC_NO_ANALYTICS": "1",
+        }
         log(f"[{name}] {'resuming' if resuming else 'replaying'} {spec['ref']} ({sha[:7]}) on {device}: {cmd}")
         code, seconds, tail = _run_pipeline(cmd, ws, env, timeout, name, log)
         summary.figures.update(seconds=round(seconds, 2), command=cmd, returncode=code)
         if code is None:
-            summary.add("error", f"rerun {name}: the pipeline did not finish within {timeout / 60:.0f} min and was "
-                        "stopped; rerun with --resume to continue from its checkpoints, or raise timeout-minutes")
+            summary.add(
+                "error",
+                f"rerun {name}: the pipeline did not finish within {timeout / 60:.0f} min and was "
+                "stopped; rerun with --resume to continue from its checkpoints, or raise timeout-minutes",
+            )
             summary.summary = "timed out"
             keep = True
             return [summary]
@@ -333,13 +447,18 @@ def _replay_one(repo: Any, project: str, sha: str, spec: Mapping[str, Any], *, p
         metrics = [c for c in results if c.figures.get("kind") == "metric"]
         regressed = [c for c in metrics if c.figures.get("verdict") == "regressed"]
         summary.figures.update(metrics=len(metrics), regressed=len(regressed))
-        summary.summary = (f"replayed {spec['ref']} in {seconds:.1f}s on {device}: {len(metrics)} metrics, "
-                           f"{len(regressed)} regressed")
+        summary.summary = (
+            f"replayed {spec['ref']} in {seconds:.1f}s on {device}: {len(metrics)} metrics, "
+            f"{len(regressed)} regressed"
+        )
         if regressed:
             worst = regressed[0].figures
-            summary.add("error", f"rerun {name}: replaying {spec['ref']} with the new code regressed {len(regressed)} "
-                        f"metric(s), e.g. {regressed[0].check.split(': ', 1)[1]} {worst['base']:.4g} -> "
-                        f"{worst['head']:.4g}")
+            summary.add(
+                "error",
+                f"rerun {name}: replaying {spec['ref']} with the new code regressed {len(regressed)} "
+                f"metric(s), e.g. {regressed[0].check.split(': ', 1)[1]} {worst['base']:.4g} -> "
+                f"{worst['head']:.4g}",
+            )
         with open(state_file, "w", encoding="utf-8") as fh:
             json.dump({"sha": sha, "head": head, "status": "done"}, fh)
         return [summary, *results]

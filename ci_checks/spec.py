@@ -1,4 +1,5 @@
 """The training spec: how a user points ci-checks at their model, and helpers that keep specs short."""
+
 from __future__ import annotations
 
 import ast

@@ -1,4 +1,5 @@
 """Assert helpers for users who write the training checks as tests of their own."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence

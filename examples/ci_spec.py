@@ -1,4 +1,5 @@
 """The ci-checks training spec of the example: the real model, the real step, one real batch."""
+
 from __future__ import annotations
 
 import os

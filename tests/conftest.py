@@ -1,4 +1,5 @@
 """Shared tiny specs: a 4-feature, 3-class batch of 8 samples and models small enough to train in milliseconds."""
+
 from __future__ import annotations
 
 import sys
@@ -68,7 +69,7 @@ def make_step() -> Callable[..., Any]:
     return step
 
 
-SPEC_HEADER = '''\
+SPEC_HEADER = """\
 import torch
 from torch import nn
 from ci_checks import synthetic_batch
@@ -87,7 +88,7 @@ def good():
         "memorization": {"max-steps": 60},
     }
 
-'''
+"""
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """A fake GitHub REST API on 127.0.0.1 for the comment poster: issue comments with pagination, and failures on cue."""
+
 from __future__ import annotations
 
 import json
@@ -82,8 +83,7 @@ class FakeGitHub:
 
     # ------------------------------------------------------------ the API
 
-    def handle(self, method: str, target: str, authorization: str | None,
-               body: Any) -> tuple[int, dict[str, str], Any]:
+    def handle(self, method: str, target: str, authorization: str | None, body: Any) -> tuple[int, dict[str, str], Any]:
         parts = urlsplit(target)
         path, query = parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()}
         with self.lock:
@@ -96,8 +96,9 @@ class FakeGitHub:
                 return failure.status, failure.headers, {"message": failure.message}
             return self._route(method, path, query, authorization, body)
 
-    def _route(self, method: str, path: str, query: dict[str, str], authorization: str | None,
-               body: Any) -> tuple[int, dict[str, str], Any]:
+    def _route(
+        self, method: str, path: str, query: dict[str, str], authorization: str | None, body: Any
+    ) -> tuple[int, dict[str, str], Any]:
         login, is_user = None, False
         if authorization is not None:
             token = authorization.removeprefix("Bearer ")
@@ -119,8 +120,14 @@ class FakeGitHub:
         if m.group(2) and method == "GET":
             return self._list(repo, int(m.group(2)), query)
         if isinstance(body, dict) and len(str(body.get("body", ""))) > LIMIT:
-            return 422, {}, {"message": "Validation Failed", "errors": [{"code": "custom", "field": "body",
-                                                                          "message": "body is too long"}]}
+            return (
+                422,
+                {},
+                {
+                    "message": "Validation Failed",
+                    "errors": [{"code": "custom", "field": "body", "message": "body is too long"}],
+                },
+            )
         if m.group(2) and method == "POST":
             assert login is not None
             return 201, {}, self._create(repo, int(m.group(2)), body["body"], login)
@@ -143,7 +150,7 @@ class FakeGitHub:
         if page < last:
             base = f"{self.url}/repos/{repo}/issues/{number}/comments?per_page={per_page}"
             headers["Link"] = f'<{base}&page={page + 1}>; rel="next", <{base}&page={last}>; rel="last"'
-        return 200, headers, comments[(page - 1) * per_page:page * per_page]
+        return 200, headers, comments[(page - 1) * per_page : page * per_page]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -155,8 +162,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         body = json.loads(raw) if raw else None
-        status, headers, payload = self.server.fake.handle(self.command, self.path,
-                                                           self.headers.get("Authorization"), body)
+        status, headers, payload = self.server.fake.handle(
+            self.command, self.path, self.headers.get("Authorization"), body
+        )
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")

@@ -1,4 +1,5 @@
 """comment: the sticky PR comment, posted over real HTTP to a fake GitHub on 127.0.0.1."""
+
 from __future__ import annotations
 
 import io
@@ -68,8 +69,9 @@ def assert_no_token(*texts: str) -> None:
 # ---------------------------------------------------------------- create, update, unchanged
 
 
-def test_first_run_creates_then_updates_the_same_comment(gh: FakeGitHub, body: Any,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_first_run_creates_then_updates_the_same_comment(
+    gh: FakeGitHub, body: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert comment("--body-file", body("first"), "--pr", "7") == 0
     out = one_line(capsys.readouterr().out)
     (created,) = gh.thread()
@@ -118,8 +120,9 @@ def test_comments_by_others_that_carry_the_marker_are_never_touched(gh: FakeGitH
     assert [r.method for r in gh.writes()] == ["POST", "PATCH"]
 
 
-def test_a_personal_token_updates_its_own_login_s_comment(gh: FakeGitHub, body: Any,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_personal_token_updates_its_own_login_s_comment(
+    gh: FakeGitHub, body: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MY_PAT", USER_TOKEN)
     bot = gh.add_comment(f"bot report\n\n{MARKER}", ACTIONS_BOT)
     alices = gh.add_comment(f"alice report\n\n{MARKER}", "alice")
@@ -135,9 +138,9 @@ def test_author_option_chooses_whose_comment_is_updated(gh: FakeGitHub, body: An
     assert app["body"].startswith("new") and not any(r.path == "/user" for r in gh.requests)
 
 
-def test_unknown_identity_updates_a_bot_s_comment_never_a_person_s(gh: FakeGitHub, body: Any,
-                                                                    monkeypatch: pytest.MonkeyPatch,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_identity_updates_a_bot_s_comment_never_a_person_s(
+    gh: FakeGitHub, body: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("GITHUB_ACTIONS")  # an app token outside Actions: GET /user is refused, no --author
     person = gh.add_comment(f"pasted\n\n{MARKER}", "mallory")
     bot = gh.add_comment(f"old\n\n{MARKER}", "my-app[bot]")
@@ -161,10 +164,14 @@ def test_separate_markers_keep_separate_comments(gh: FakeGitHub, body: Any) -> N
     [
         pytest.param([{"status": 500}, {"status": 502}], id="5xx"),
         pytest.param([{"status": 429, "headers": {"Retry-After": "0"}}], id="429"),
-        pytest.param([{"status": 403, "headers": {"x-ratelimit-remaining": "0"}, "message": "API rate limit exceeded"}],
-                     id="403-rate-limit"),
-        pytest.param([{"status": 403, "headers": {"Retry-After": "0"},
-                       "message": "You have exceeded a secondary rate limit"}], id="403-secondary"),
+        pytest.param(
+            [{"status": 403, "headers": {"x-ratelimit-remaining": "0"}, "message": "API rate limit exceeded"}],
+            id="403-rate-limit",
+        ),
+        pytest.param(
+            [{"status": 403, "headers": {"Retry-After": "0"}, "message": "You have exceeded a secondary rate limit"}],
+            id="403-secondary",
+        ),
         pytest.param([{"status": 503, "method": "PATCH"}], id="5xx-on-update"),
     ],
 )
@@ -181,13 +188,23 @@ def test_retry_after_is_honoured_and_backoff_grows(gh: FakeGitHub) -> None:
     gh.fail(429, method="GET", path="/comments", headers={"Retry-After": "3"})
     gh.fail(500, method="GET", path="/comments", times=2)
     waits: list[float] = []
-    result = post_sticky_comment("report", repo=REPO, pr=7, token=ACTIONS_TOKEN, api_url=gh.url,
-                                 author=ACTIONS_BOT, retry_base=0.5, attempts=4, sleep=waits.append)
+    result = post_sticky_comment(
+        "report",
+        repo=REPO,
+        pr=7,
+        token=ACTIONS_TOKEN,
+        api_url=gh.url,
+        author=ACTIONS_BOT,
+        retry_base=0.5,
+        attempts=4,
+        sleep=waits.append,
+    )
     assert result.action == "created" and waits == [3.0, 1.0, 2.0]
 
 
-def test_a_lost_create_answer_does_not_post_twice(gh: FakeGitHub, body: Any,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_lost_create_answer_does_not_post_twice(
+    gh: FakeGitHub, body: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     gh.fail(502, method="POST", apply=True)  # GitHub created it, the gateway lost the answer
     assert comment("--body-file", body(), "--pr", "7") == 0
     assert len(gh.thread()) == 1
@@ -202,8 +219,9 @@ def test_persistent_5xx_gives_up_with_exit_1(gh: FakeGitHub, body: Any, capsys: 
     assert len(gh.requests) == 4 and not gh.thread()
 
 
-def test_a_long_retry_after_fails_rather_than_stall(gh: FakeGitHub, body: Any,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_long_retry_after_fails_rather_than_stall(
+    gh: FakeGitHub, body: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     gh.fail(403, headers={"Retry-After": "3600"}, message="You have exceeded a secondary rate limit")
     assert comment("--body-file", body(), "--pr", "7") == 1
     assert "wait 3600s" in one_line(capsys.readouterr().err) and len(gh.requests) == 1
@@ -234,8 +252,9 @@ def test_network_error_is_one_line_and_exit_1(gh: FakeGitHub, body: Any, capsys:
         pytest.param(422, "Validation Failed", ["422 Validation Failed"], id="422"),
     ],
 )
-def test_refusals_exit_2_with_one_line(gh: FakeGitHub, body: Any, capsys: pytest.CaptureFixture[str], status: int,
-                                       message: str, expected: list[str]) -> None:
+def test_refusals_exit_2_with_one_line(
+    gh: FakeGitHub, body: Any, capsys: pytest.CaptureFixture[str], status: int, message: str, expected: list[str]
+) -> None:
     gh.fail(status, method="POST", message=message)
     assert comment("--body-file", body(), "--pr", "7") == 2
     out, err = capsys.readouterr()
@@ -251,8 +270,9 @@ def test_unknown_repository_exits_2(gh: FakeGitHub, body: Any, capsys: pytest.Ca
     assert "octo/missing#7 not found" in one_line(capsys.readouterr().err)
 
 
-def test_oversized_body_is_refused_and_nothing_is_sent(gh: FakeGitHub, body: Any,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_oversized_body_is_refused_and_nothing_is_sent(
+    gh: FakeGitHub, body: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     fits = "x" * (GITHUB_COMMENT_LIMIT - len(compose("", "ci-checks-report")))
     assert len(compose(fits, "ci-checks-report")) == GITHUB_COMMENT_LIMIT
     assert comment("--body-file", body(fits + "y"), "--pr", "7") == 2
@@ -274,9 +294,15 @@ def test_oversized_body_is_refused_and_nothing_is_sent(gh: FakeGitHub, body: Any
         pytest.param([], {"CI_CHECKS_RETRY_BASE_SECONDS": "soon"}, "CI_CHECKS_RETRY_BASE_SECONDS", id="bad-retry"),
     ],
 )
-def test_bad_input_exits_2_before_any_request(gh: FakeGitHub, body: Any, capsys: pytest.CaptureFixture[str],
-                                              monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str],
-                                              message: str) -> None:
+def test_bad_input_exits_2_before_any_request(
+    gh: FakeGitHub,
+    body: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    env: dict[str, str],
+    message: str,
+) -> None:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     if "--body-file" not in args:
@@ -299,8 +325,9 @@ def test_body_from_stdin(gh: FakeGitHub, monkeypatch: pytest.MonkeyPatch) -> Non
     assert gh.thread()[0]["body"] == f"from a pipe\n\n{MARKER}"
 
 
-def test_token_never_appears_in_output(gh: FakeGitHub, body: Any, capsys: pytest.CaptureFixture[str],
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_token_never_appears_in_output(
+    gh: FakeGitHub, body: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MY_PAT", USER_TOKEN)
     gh.fail(500, times=10)
     for args in (["--debug"], ["--dry-run"], ["--token-env", "MY_PAT"], []):
@@ -322,8 +349,9 @@ def test_token_never_appears_in_output(gh: FakeGitHub, body: Any, capsys: pytest
         pytest.param({"issue": {"number": 9, "pull_request": {}}}, 9, id="issue_comment"),
     ],
 )
-def test_pr_number_comes_from_the_event(gh: FakeGitHub, body: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                        event: dict[str, Any], number: int) -> None:
+def test_pr_number_comes_from_the_event(
+    gh: FakeGitHub, body: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, event: dict[str, Any], number: int
+) -> None:
     path = tmp_path / "event.json"
     path.write_text(json.dumps(event))
     monkeypatch.setenv("GITHUB_EVENT_PATH", str(path))
@@ -331,9 +359,9 @@ def test_pr_number_comes_from_the_event(gh: FakeGitHub, body: Any, tmp_path: Pat
     assert len(gh.thread(number)) == 1
 
 
-def test_no_pr_number_in_a_push_event_exits_2(gh: FakeGitHub, body: Any, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_pr_number_in_a_push_event_exits_2(
+    gh: FakeGitHub, body: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "event.json"
     path.write_text(json.dumps({"ref": "refs/heads/main"}))
     monkeypatch.setenv("GITHUB_EVENT_PATH", str(path))
@@ -342,15 +370,22 @@ def test_no_pr_number_in_a_push_event_exits_2(gh: FakeGitHub, body: Any, tmp_pat
 
 
 @pytest.mark.parametrize("existing", [pytest.param(False, id="would-create"), pytest.param(True, id="would-update")])
-def test_dry_run_writes_nothing(gh: FakeGitHub, body: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                capsys: pytest.CaptureFixture[str], existing: bool) -> None:
+def test_dry_run_writes_nothing(
+    gh: FakeGitHub,
+    body: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    existing: bool,
+) -> None:
     if existing:
         old = gh.add_comment(f"old\n\n{MARKER}", ACTIONS_BOT)
     monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "out"))
     assert comment("--body-file", body("new"), "--pr", "7", "--dry-run") == 0
     out = one_line(capsys.readouterr().out)
-    assert out == (f"dry run: would update {old['html_url']}" if existing
-                   else "dry run: would create a comment on octo/demo#7")
+    assert out == (
+        f"dry run: would update {old['html_url']}" if existing else "dry run: would create a comment on octo/demo#7"
+    )
     assert gh.writes() == [] and not (tmp_path / "out").exists()
 
 
@@ -360,22 +395,26 @@ def test_dry_run_needs_no_token(gh: FakeGitHub, body: Any, monkeypatch: pytest.M
     assert gh.writes() == [] and all(r.authorization is None for r in gh.requests)
 
 
-def test_outputs_are_written_to_github_output(gh: FakeGitHub, body: Any, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_outputs_are_written_to_github_output(
+    gh: FakeGitHub, body: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     output = tmp_path / "github_output"
     monkeypatch.setenv("GITHUB_OUTPUT", str(output))
     assert comment("--body-file", body(), "--pr", "7") == 0
     created = gh.thread()[0]
-    assert output.read_text() == (f"comment-id={created['id']}\ncomment-url={created['html_url']}\n"
-                                  "comment-action=created\n")
+    assert output.read_text() == (
+        f"comment-id={created['id']}\ncomment-url={created['html_url']}\n" "comment-action=created\n"
+    )
 
 
-def test_post_sticky_comment_raises_post_error_without_printing(gh: FakeGitHub,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_post_sticky_comment_raises_post_error_without_printing(
+    gh: FakeGitHub, capsys: pytest.CaptureFixture[str]
+) -> None:
     gh.fail(500, times=2)
     with pytest.raises(PostError, match="gave up after 2 attempts"):
-        post_sticky_comment("x", repo=REPO, pr=7, token=ACTIONS_TOKEN, api_url=gh.url, author=ACTIONS_BOT,
-                            retry_base=0, attempts=2)
+        post_sticky_comment(
+            "x", repo=REPO, pr=7, token=ACTIONS_TOKEN, api_url=gh.url, author=ACTIONS_BOT, retry_base=0, attempts=2
+        )
     assert capsys.readouterr() == ("", "")
 
 

@@ -1,4 +1,5 @@
 """export-parity against real torch.onnx export and onnxruntime."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,7 @@ from ci_checks.main import main
 
 pytest.importorskip("onnxruntime")
 
-SPEC = textwrap.dedent(
-    '''
+SPEC = textwrap.dedent("""
     import torch
     from torch import nn
 
@@ -61,8 +61,7 @@ SPEC = textwrap.dedent(
 
     def time_major():
         return _spec(TimeMajor, torch.randint(0, 20, (5, 3)), batch_dim=1)
-    '''
-)
+    """)
 
 
 @pytest.fixture
@@ -88,7 +87,12 @@ def test_parity_passes_with_dynamic_batch_and_reports_latency(spec_file: str, tm
     by = checks(doc)
     parity = by["onnx-parity"]["figures"]
     assert parity["inputs"] == 4  # the batch, and fresh inputs at batch 1, 6 and 13
-    assert set(parity["per_input"]) == {"spec batch", "fresh inputs, batch 1", "fresh inputs, batch 6", "fresh inputs, batch 13"}
+    assert set(parity["per_input"]) == {
+        "spec batch",
+        "fresh inputs, batch 1",
+        "fresh inputs, batch 6",
+        "fresh inputs, batch 13",
+    }
     assert parity["max_abs_diff"] < 1e-4
     assert by["onnx-latency"]["figures"]["onnxruntime_ms"] > 0
 
@@ -136,8 +140,9 @@ def test_golden_inputs_and_weights(spec_file: str, tmp_path: Path) -> None:
         pytest.param(["--inputs", "missing.pt"], "cannot load golden inputs", id="missing-golden"),
     ],
 )
-def test_bad_input_exits_2(spec_file: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
-                           message: str) -> None:
+def test_bad_input_exits_2(
+    spec_file: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
     assert main(["export-parity", "--spec", f"{spec_file}:plain", *args]) == 2
     assert message in capsys.readouterr().err
 

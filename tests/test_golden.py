@@ -1,4 +1,5 @@
 """golden: record outputs on committed inputs, then compare per suite."""
+
 from __future__ import annotations
 
 import json
@@ -43,7 +44,9 @@ def test_drift_reports_changed_classes_and_fails(suites: list[str], tmp_path: Pa
     from model import SpiralNet
 
     torch.save(SpiralNet(hidden=64, dropout=0.1).state_dict(), weights)
-    code = main(["golden", "--spec", SPEC, *suites, "--weights", str(weights), "--format", "json", "--output", "g.json"])
+    code = main(
+        ["golden", "--spec", SPEC, *suites, "--weights", str(weights), "--format", "json", "--output", "g.json"]
+    )
     assert code == 1
     doc = json.loads((tmp_path / "g.json").read_text())
     finding = doc["checks"][1]["findings"][0]["message"]
@@ -59,8 +62,9 @@ def test_drift_reports_changed_classes_and_fails(suites: list[str], tmp_path: Pa
         pytest.param("missing-inputs", "not found", id="missing-inputs"),
     ],
 )
-def test_bad_golden_files_exit_2(suites: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], setup: str,
-                                 message: str) -> None:
+def test_bad_golden_files_exit_2(
+    suites: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], setup: str, message: str
+) -> None:
     if setup == "wrong-shape-inputs":
         torch.save(torch.randn(4, 5), tmp_path / "outer-arms.pt")
         main(["golden", "--spec", SPEC, "--suite", "near-origin=near-origin.pt", "--update"])
@@ -77,9 +81,10 @@ def test_bad_golden_files_exit_2(suites: list[str], tmp_path: Path, capsys: pyte
 
 def test_suites_from_pyproject(tmp_path: Path, suites: list[str]) -> None:
     (tmp_path / "pyproject.toml").write_text(
-        f'[tool.ci-checks]\nspec = "{SPEC}"\n[tool.ci-checks.golden]\ndir = "g"\nsuites = {{ near-origin = "near-origin.pt" }}\n'
+        f'[tool.ci-checks]\nspec = "{SPEC}"\n[tool.ci-checks.golden]\ndir = "g"\n'
+        'suites = { near-origin = "near-origin.pt" }\n'
     )
     assert main(["golden", "--update"]) == 0
     assert (tmp_path / "g" / "near-origin.expected.npz").exists()
-    (tmp_path / "pyproject.toml").write_text('[tool.ci-checks.golden]\nsuite = {}\n')
+    (tmp_path / "pyproject.toml").write_text("[tool.ci-checks.golden]\nsuite = {}\n")
     assert main(["golden", "--spec", SPEC]) == 2

@@ -1,4 +1,5 @@
 """The CLI: exit codes, the text output, bad input as one line on stderr, and --help without torch."""
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,7 @@ from ci_checks.main import main
 
 REPO = Path(__file__).resolve().parents[1]
 
-SPECS = '''
+SPECS = """
 def lr_zero():
     spec = good()
     spec["optimizer_factory"] = lambda params: torch.optim.SGD(params, lr=0.0)
@@ -77,7 +78,7 @@ def step_returns_vector():
 
 
 NOT_A_FUNCTION = 3
-'''
+"""
 
 
 @pytest.fixture
@@ -97,8 +98,18 @@ def test_clean_spec_exits_0(spec, capsys):
     out, err = capsys.readouterr()
     lines = out.splitlines()
     assert [line.split()[:2] for line in lines[:-1]] == [
-        ["PASS", name] for name in ("parameter-updates", "loss-at-init", "finite-values", "loss-decreases",
-                                    "memorization", "batch-independence", "reproducibility", "checkpoint", "train-mode")
+        ["PASS", name]
+        for name in (
+            "parameter-updates",
+            "loss-at-init",
+            "finite-values",
+            "loss-decreases",
+            "memorization",
+            "batch-independence",
+            "reproducibility",
+            "checkpoint",
+            "train-mode",
+        )
     ]
     assert lines[-1].startswith("train-check: PASS - 9 passed, 0 warned, 0 failed, 0 skipped in ")
     assert err == ""
@@ -128,17 +139,28 @@ def test_check_module_main_is_the_subcommand(spec, capsys):
 
 
 def test_checks_and_skip_select(spec, capsys):
-    argv = ["train-check", "--spec", f"{spec}:good", "--checks", "memorization, loss-at-init,loss-decreases",
-            "--skip", "loss-decreases", "--quiet"]
+    argv = [
+        "train-check",
+        "--spec",
+        f"{spec}:good",
+        "--checks",
+        "memorization, loss-at-init,loss-decreases",
+        "--skip",
+        "loss-decreases",
+        "--quiet",
+    ]
     assert main(argv) == 0
     out, _ = capsys.readouterr()
     assert [line.split()[1] for line in out.splitlines()[:-1]] == ["loss-at-init", "memorization"]
 
 
-@pytest.mark.parametrize(("option", "value"), [
-    pytest.param("--checks", "memorisation", id="checks"),
-    pytest.param("--skip", "memorisation", id="skip"),
-])
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        pytest.param("--checks", "memorisation", id="checks"),
+        pytest.param("--skip", "memorisation", id="skip"),
+    ],
+)
 def test_unknown_check_name_exits_2_with_closest(spec, capsys, option, value):
     assert main(["train-check", "--spec", f"{spec}:good", option, value]) == 2
     _, err = capsys.readouterr()
@@ -146,8 +168,19 @@ def test_unknown_check_name_exits_2_with_closest(spec, capsys, option, value):
 
 
 def test_set_overrides_a_setting(spec, capsys):
-    argv = ["train-check", "--spec", f"{spec}:lr_zero", "--checks", "memorization", "--format", "json",
-            "--set", "memorization.max-steps=12", "--set", "memorization.target-relative=0.5"]
+    argv = [
+        "train-check",
+        "--spec",
+        f"{spec}:lr_zero",
+        "--checks",
+        "memorization",
+        "--format",
+        "json",
+        "--set",
+        "memorization.max-steps=12",
+        "--set",
+        "memorization.target-relative=0.5",
+    ]
     assert main(argv) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["subject"]["settings"]["memorization"]["max-steps"] == 12
@@ -155,16 +188,25 @@ def test_set_overrides_a_setting(spec, capsys):
     assert doc["checks"][0]["figures"]["steps_run"] == 12
 
 
-@pytest.mark.parametrize(("item", "message"), [
-    pytest.param("memorization.max-steps", "expected CHECK.KEY=VALUE", id="no-equals"),
-    pytest.param("max-steps=5", "expected CHECK.KEY=VALUE", id="no-check"),
-    pytest.param("memorisation.max-steps=5", "unknown check 'memorisation'; did you mean 'memorization'?",
-                 id="unknown-check"),
-    pytest.param("memorization.max-step=5", "unknown setting 'memorization.max-step'; did you mean 'max-steps'?",
-                 id="unknown-setting"),
-    pytest.param("memorization.max-steps=lots", "'memorization.max-steps' must be an integer, got 'lots'", id="wrong-type"),
-    pytest.param("finite-values.x=1", "'finite-values' takes no settings", id="check-without-settings"),
-])
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        pytest.param("memorization.max-steps", "expected CHECK.KEY=VALUE", id="no-equals"),
+        pytest.param("max-steps=5", "expected CHECK.KEY=VALUE", id="no-check"),
+        pytest.param(
+            "memorisation.max-steps=5", "unknown check 'memorisation'; did you mean 'memorization'?", id="unknown-check"
+        ),
+        pytest.param(
+            "memorization.max-step=5",
+            "unknown setting 'memorization.max-step'; did you mean 'max-steps'?",
+            id="unknown-setting",
+        ),
+        pytest.param(
+            "memorization.max-steps=lots", "'memorization.max-steps' must be an integer, got 'lots'", id="wrong-type"
+        ),
+        pytest.param("finite-values.x=1", "'finite-values' takes no settings", id="check-without-settings"),
+    ],
+)
 def test_bad_set_exits_2(spec, capsys, item, message):
     assert main(["train-check", "--spec", f"{spec}:good", "--set", item]) == 2
     _, err = capsys.readouterr()
@@ -175,22 +217,28 @@ def test_bad_set_exits_2(spec, capsys, item, message):
 BAD_INPUT = [
     pytest.param("missing.py:good", "missing.py: spec file not found", id="spec-file-missing"),
     pytest.param("{spec}", "names no function", id="no-colon"),
-    pytest.param("{spec}:nope", "has no function 'nope'; functions there: bad_shape, batch_not_a_pair",
-                 id="no-function"),
+    pytest.param(
+        "{spec}:nope", "has no function 'nope'; functions there: bad_shape, batch_not_a_pair", id="no-function"
+    ),
     pytest.param("{spec}:NOT_A_FUNCTION", "'NOT_A_FUNCTION' is a int, not a function", id="not-a-function"),
-    pytest.param("{spec}:wrong_type", "must return a ci_checks.TrainingSpec or a dict, got list",
-                 id="wrong-return-type"),
+    pytest.param(
+        "{spec}:wrong_type", "must return a ci_checks.TrainingSpec or a dict, got list", id="wrong-return-type"
+    ),
     pytest.param("{spec}:missing_loss", "the spec has no 'loss_fn'; add a callable", id="missing-required-key"),
-    pytest.param("{spec}:batch_not_a_pair", "'batch' must be a pair (inputs, targets), got Tensor",
-                 id="batch-not-pair"),
+    pytest.param(
+        "{spec}:batch_not_a_pair", "'batch' must be a pair (inputs, targets), got Tensor", id="batch-not-pair"
+    ),
     pytest.param("{spec}:raises", "the spec function raised ValueError: no data in CI", id="spec-function-raises"),
-    pytest.param("{spec}:bad_shape", "the model rejected the spec's batch: RuntimeError: mat1 and mat2",
-                 id="batch-shape"),
-    pytest.param("{spec}:non_scalar_loss", "loss_fn returned a tensor of shape [8], not a scalar",
-                 id="non-scalar-loss"),
+    pytest.param(
+        "{spec}:bad_shape", "the model rejected the spec's batch: RuntimeError: mat1 and mat2", id="batch-shape"
+    ),
+    pytest.param(
+        "{spec}:non_scalar_loss", "loss_fn returned a tensor of shape [8], not a scalar", id="non-scalar-loss"
+    ),
     pytest.param("{spec}:not_a_module", "model_factory() must return a torch.nn.Module, got str", id="not-a-module"),
-    pytest.param("{spec}:not_an_optimizer", "the optimizer must be a torch.optim.Optimizer, got list",
-                 id="not-an-optimizer"),
+    pytest.param(
+        "{spec}:not_an_optimizer", "the optimizer must be a torch.optim.Optimizer, got list", id="not-an-optimizer"
+    ),
     pytest.param("{spec}:step_returns_vector", "train_step returned a tensor of shape [8]", id="step-returns-vector"),
     pytest.param("no_such_package.specs:good", "no_such_package.specs: module not found", id="module-missing"),
 ]
@@ -211,10 +259,13 @@ def test_no_spec_anywhere_exits_2(spec, capsys):
     assert "no training spec: pass --spec FILE.py:FUNCTION" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [
-    pytest.param(["--debug", "train-check"], id="before-subcommand"),
-    pytest.param(["train-check", "--debug"], id="after-subcommand"),
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["--debug", "train-check"], id="before-subcommand"),
+        pytest.param(["train-check", "--debug"], id="after-subcommand"),
+    ],
+)
 def test_debug_shows_the_traceback(spec, capsys, argv):
     assert main([*argv, "--spec", f"{spec}:raises"]) == 2
     err = capsys.readouterr().err
@@ -234,8 +285,10 @@ def test_internal_error_exits_3(spec, capsys, monkeypatch):
     monkeypatch.setattr("ci_checks._report.render_text", _raise(ZeroDivisionError("float division by zero")))
     assert main(["train-check", "--spec", f"{spec}:good", "--checks", "loss-at-init"]) == 3
     err = capsys.readouterr().err
-    assert err == ("ci-checks: internal error: ZeroDivisionError: float division by zero "
-                   "(rerun with --debug for the traceback, and please report it)\n")
+    assert err == (
+        "ci-checks: internal error: ZeroDivisionError: float division by zero "
+        "(rerun with --debug for the traceback, and please report it)\n"
+    )
 
 
 def test_internal_error_with_debug_shows_traceback(spec, capsys, monkeypatch):
@@ -276,8 +329,21 @@ def test_seed_device_and_threads_reach_the_run(spec, capsys):
 
     threads = torch.get_num_threads()
     try:
-        argv = ["train-check", "--spec", f"{spec}:good", "--checks", "loss-at-init", "--format", "json",
-                "--seed", "7", "--device", "cpu", "--threads", "1"]
+        argv = [
+            "train-check",
+            "--spec",
+            f"{spec}:good",
+            "--checks",
+            "loss-at-init",
+            "--format",
+            "json",
+            "--seed",
+            "7",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+        ]
         assert main(argv) == 0
     finally:
         torch.set_num_threads(threads)
@@ -285,12 +351,15 @@ def test_seed_device_and_threads_reach_the_run(spec, capsys):
     assert subject["seed"] == 7 and subject["device"] == "cpu"
 
 
-@pytest.mark.parametrize("argv", [
-    pytest.param(["--help"], id="top"),
-    pytest.param(["train-check", "--help"], id="train-check"),
-    pytest.param(["memorization", "--help"], id="check-subcommand"),
-    pytest.param(["--version"], id="version"),
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["--help"], id="top"),
+        pytest.param(["train-check", "--help"], id="train-check"),
+        pytest.param(["memorization", "--help"], id="check-subcommand"),
+        pytest.param(["--version"], id="version"),
+    ],
+)
 def test_help_does_not_import_torch(argv):
     code = (
         "import sys\n"

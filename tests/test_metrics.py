@@ -1,4 +1,5 @@
 """Reading metrics sources: flattening, what counts as a number, globs in git trees, dvc.yaml outputs."""
+
 from __future__ import annotations
 
 import subprocess
@@ -9,25 +10,37 @@ import pytest
 
 from ci_checks._errors import UserError
 from ci_checks._metrics import (
-    CurveSpec, FileSpec, GitTree, Metric, WorkingTree, flatten, glob_regex, read_curve, read_dvc_yaml, read_metrics,
+    CurveSpec,
+    FileSpec,
+    GitTree,
+    Metric,
+    WorkingTree,
+    flatten,
+    glob_regex,
+    read_curve,
+    read_dvc_yaml,
+    read_metrics,
     to_samples,
 )
 
 
-@pytest.mark.parametrize(("value", "samples", "invalid"), [
-    pytest.param(0.5, [0.5], None, id="float"),
-    pytest.param(3, [3.0], None, id="int"),
-    pytest.param("0.25", [0.25], None, id="numeric-string"),
-    pytest.param([1, 2.5], [1.0, 2.5], None, id="seeds"),
-    pytest.param(float("nan"), [], "NaN", id="nan"),
-    pytest.param(float("inf"), [], "inf", id="inf"),
-    pytest.param("abc", [], "a string ('abc'), not a number", id="string"),
-    pytest.param(True, [], "a boolean (True), not a number", id="bool"),
-    pytest.param(None, [], "null, not a number", id="null"),
-    pytest.param([], [], "an empty list", id="empty-list"),
-    pytest.param([1, [2]], [], "a nested structure ([1, [2]]), not a list of numbers", id="nested"),
-    pytest.param([1, float("nan")], [], "a list with NaN", id="list-with-nan"),
-])
+@pytest.mark.parametrize(
+    ("value", "samples", "invalid"),
+    [
+        pytest.param(0.5, [0.5], None, id="float"),
+        pytest.param(3, [3.0], None, id="int"),
+        pytest.param("0.25", [0.25], None, id="numeric-string"),
+        pytest.param([1, 2.5], [1.0, 2.5], None, id="seeds"),
+        pytest.param(float("nan"), [], "NaN", id="nan"),
+        pytest.param(float("inf"), [], "inf", id="inf"),
+        pytest.param("abc", [], "a string ('abc'), not a number", id="string"),
+        pytest.param(True, [], "a boolean (True), not a number", id="bool"),
+        pytest.param(None, [], "null, not a number", id="null"),
+        pytest.param([], [], "an empty list", id="empty-list"),
+        pytest.param([1, [2]], [], "a nested structure ([1, [2]]), not a list of numbers", id="nested"),
+        pytest.param([1, float("nan")], [], "a list with NaN", id="list-with-nan"),
+    ],
+)
 def test_to_samples(value: Any, samples: list[float], invalid: str | None) -> None:
     assert to_samples(value)[:2] == (samples, invalid)
 
@@ -36,14 +49,17 @@ def test_flatten_nested_keys() -> None:
     assert dict(flatten({"a": {"b": {"c": 1}, "d": [1, 2]}, "e": {}})) == {"a.b.c": 1, "a.d": [1, 2], "e": {}}
 
 
-@pytest.mark.parametrize(("pattern", "path", "match"), [
-    pytest.param("metrics/seed_*.json", "metrics/seed_1.json", True, id="star"),
-    pytest.param("metrics/*.json", "metrics/sub/a.json", False, id="star-stays-in-folder"),
-    pytest.param("**/metrics.json", "metrics.json", True, id="globstar-zero"),
-    pytest.param("**/metrics.json", "a/b/metrics.json", True, id="globstar-many"),
-    pytest.param("seed_[!0].json", "seed_0.json", False, id="negated-class"),
-    pytest.param("seed_?.json", "seed_7.json", True, id="question"),
-])
+@pytest.mark.parametrize(
+    ("pattern", "path", "match"),
+    [
+        pytest.param("metrics/seed_*.json", "metrics/seed_1.json", True, id="star"),
+        pytest.param("metrics/*.json", "metrics/sub/a.json", False, id="star-stays-in-folder"),
+        pytest.param("**/metrics.json", "metrics.json", True, id="globstar-zero"),
+        pytest.param("**/metrics.json", "a/b/metrics.json", True, id="globstar-many"),
+        pytest.param("seed_[!0].json", "seed_0.json", False, id="negated-class"),
+        pytest.param("seed_?.json", "seed_7.json", True, id="question"),
+    ],
+)
 def test_glob_regex_reads_globs_like_glob_glob(pattern: str, path: str, match: bool) -> None:
     assert bool(glob_regex(pattern).fullmatch(path)) is match
 
@@ -70,7 +86,7 @@ def test_git_tree_reads_and_globs_a_revision_under_a_subfolder(tmp_path: Path) -
 
 
 def test_dvc_yaml_outputs(tmp_path: Path) -> None:
-    (tmp_path / "dvc.yaml").write_text('''
+    (tmp_path / "dvc.yaml").write_text("""
 stages:
   train:
     cmd: python train.py
@@ -86,13 +102,15 @@ plots:
   - acc:
       x: step
       y: {logs/train.tsv: acc, logs/val.tsv: [acc]}
-''')
+""")
     found = read_dvc_yaml(WorkingTree(str(tmp_path)))
     assert found is not None
     assert found.metrics == {"metrics/train.json": True, "metrics/eval.json": False, "summary.json": False}
     assert [(c.path, c.x, c.y) for c in found.plots] == [
-        ("plots/loss.csv", "epoch", ("loss", "val_loss")), ("logs/train.tsv", "step", ("acc",)),
-        ("logs/val.tsv", "step", ("acc",))]
+        ("plots/loss.csv", "epoch", ("loss", "val_loss")),
+        ("logs/train.tsv", "step", ("acc",)),
+        ("logs/val.tsv", "step", ("acc",)),
+    ]
     assert found.params == ["custom.yaml"] and found.templated
     assert read_dvc_yaml(WorkingTree(str(tmp_path / "none"))) is None
 

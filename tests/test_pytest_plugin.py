@@ -1,4 +1,5 @@
 """The pytest plugin, run with pytester as users run it: a fixture, a marker, assert helpers."""
+
 from __future__ import annotations
 
 import textwrap
@@ -7,7 +8,7 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-SPEC = '''
+SPEC = """
 import torch
 
 def step(model, batch, loss_fn, optimizer):
@@ -40,7 +41,7 @@ def good():
 
 def bad():
     return _spec(forgets_zero_grad)
-'''
+"""
 
 
 @pytest.fixture
@@ -50,27 +51,21 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def test_fixture_passes_a_correct_spec_and_fails_a_buggy_one(project: pytest.Pytester) -> None:
-    project.makepyfile(
-        test_training=textwrap.dedent(
-            """
+    project.makepyfile(test_training=textwrap.dedent("""
             def test_good(train_check):
                 report = train_check.assert_trains("user_spec.py:good")
                 assert report.status == "pass"
 
             def test_bad(train_check):
                 train_check.assert_trains("user_spec.py:bad")
-            """
-        )
-    )
+            """))
     result = project.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*TrainingCheckFailed*", "*missing optimizer.zero_grad()*"])
 
 
 def test_marker_selects_the_fast_tier(project: pytest.Pytester) -> None:
-    project.makepyfile(
-        test_tiers=textwrap.dedent(
-            """
+    project.makepyfile(test_tiers=textwrap.dedent("""
             import pytest
 
             @pytest.mark.train_check
@@ -82,16 +77,18 @@ def test_marker_selects_the_fast_tier(project: pytest.Pytester) -> None:
 
             def test_other():
                 pass
-            """
-        )
-    )
+            """))
     result = project.runpytest_subprocess("-p", "no:cacheprovider", "-m", "train_check", "--strict-markers")
     result.assert_outcomes(passed=2, deselected=1)
 
 
 def test_default_spec_from_option_and_from_pyproject(project: pytest.Pytester) -> None:
-    project.makepyfile(test_default="def test_it(train_check):\n    train_check.assert_trains(checks=['loss-at-init'])\n")
-    project.runpytest_subprocess("-p", "no:cacheprovider", "--ci-checks-spec", "user_spec.py:good").assert_outcomes(passed=1)
+    project.makepyfile(
+        test_default="def test_it(train_check):\n    train_check.assert_trains(checks=['loss-at-init'])\n"
+    )
+    project.runpytest_subprocess("-p", "no:cacheprovider", "--ci-checks-spec", "user_spec.py:good").assert_outcomes(
+        passed=1
+    )
     project.makefile(".toml", pyproject='[tool.ci-checks]\nspec = "user_spec.py:bad"\n')
     result = project.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)  # loss-at-init passes on the zero_grad bug: the spec came from pyproject

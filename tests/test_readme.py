@@ -1,4 +1,5 @@
 """The README stays true: every check, setting and exit code is documented; .ci/run runs its commands."""
+
 from __future__ import annotations
 
 import pathlib
@@ -35,7 +36,9 @@ def test_exit_codes_are_documented() -> None:
 
 
 def test_ci_runs_the_readme_commands() -> None:
-    setup, tests = re.search(r"```bash\n# 1\..*?\n(.*?)\n\n# 2\..*?\n(.*?)\n```", README, re.S).groups()  # type: ignore[union-attr]
+    found = re.search(r"```bash\n# 1\..*?\n(.*?)\n\n# 2\..*?\n(.*?)\n```", README, re.S)
+    assert found, "the README's two set-up commands"
+    setup, tests = found.groups()
     ci = (ROOT / ".ci" / "run").read_text()
     assert tests.strip() in ci
     install = setup.split(" && ")[1]

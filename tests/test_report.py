@@ -1,4 +1,5 @@
 """Results as data and the renderers: text, versioned JSON, GitHub annotations, step summary and outputs."""
+
 from __future__ import annotations
 
 import io
@@ -28,8 +29,13 @@ from ci_checks.main import main
 def make_report() -> Report:
     passed = CheckResult("loss-at-init", summary="initial loss 1.1", duration_s=0.02, figures={"initial_loss": 1.1})
     failed = CheckResult("memorization", summary="did not memorize | ever", series={"loss": [1.0, math.nan]})
-    failed.add("error", "memorization: did not memorize one batch", location=Location("specs/ci_spec.py", 12),
-               steps=60, final=math.inf)
+    failed.add(
+        "error",
+        "memorization: did not memorize one batch",
+        location=Location("specs/ci_spec.py", 12),
+        steps=60,
+        final=math.inf,
+    )
     failed.add("warning", "memorization: slow", location=Location("specs/ci_spec.py"))
     skipped = CheckResult("checkpoint", skipped=True, summary="skipped: the training step raised (reported above)")
     return Report(command="train-check", checks=[passed, failed, skipped], subject={"spec": "specs/ci_spec.py:spec"})
@@ -63,8 +69,18 @@ def test_json_schema_fields():
     assert doc["schema"] == SCHEMA == "ci-checks/results"
     assert doc["schema_version"] == SCHEMA_VERSION == 1
     assert doc["tool"]["name"] == "ci-checks" and doc["tool"]["version"]
-    assert set(doc) == {"schema", "schema_version", "tool", "command", "created", "status", "exit_code", "subject",
-                        "environment", "checks"}
+    assert set(doc) == {
+        "schema",
+        "schema_version",
+        "tool",
+        "command",
+        "created",
+        "status",
+        "exit_code",
+        "subject",
+        "environment",
+        "checks",
+    }
     assert (doc["command"], doc["status"], doc["exit_code"]) == ("train-check", "fail", 1)
     check = doc["checks"][1]
     assert set(check) == {"check", "status", "summary", "duration_s", "figures", "series", "findings"}
@@ -90,14 +106,18 @@ def test_json_round_trips(tmp_path):
     assert loaded.created == report.created and loaded.exit_code == 1
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    pytest.param(None, "results file not found", id="missing"),
-    pytest.param("{not json", "not valid JSON", id="not-json"),
-    pytest.param("[1, 2]", "expected a JSON object", id="not-an-object"),
-    pytest.param('{"schema": "other"}', "not a ci-checks results file", id="other-schema"),
-    pytest.param(json.dumps({"schema": SCHEMA, "schema_version": SCHEMA_VERSION + 1}), "upgrade ci-checks",
-                 id="newer-schema"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param(None, "results file not found", id="missing"),
+        pytest.param("{not json", "not valid JSON", id="not-json"),
+        pytest.param("[1, 2]", "expected a JSON object", id="not-an-object"),
+        pytest.param('{"schema": "other"}', "not a ci-checks results file", id="other-schema"),
+        pytest.param(
+            json.dumps({"schema": SCHEMA, "schema_version": SCHEMA_VERSION + 1}), "upgrade ci-checks", id="newer-schema"
+        ),
+    ],
+)
 def test_load_report_rejects_bad_files(tmp_path, content, message):
     path = tmp_path / "results.json"
     if content is not None:
@@ -184,12 +204,12 @@ def test_emit_unwritable_output_is_a_user_error(tmp_path):
 def spec(write_spec, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "pyproject.toml").write_text("")
-    return write_spec('''
+    return write_spec("""
 def lr_zero():
     spec = good()
     spec["optimizer_factory"] = lambda params: torch.optim.SGD(params, lr=0.0)
     return spec
-''')
+""")
 
 
 def test_cli_json_to_stdout(spec, capsys):

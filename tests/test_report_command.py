@@ -1,4 +1,5 @@
 """`ci-checks report`: one Markdown document from all results, rendered as GitHub renders it."""
+
 from __future__ import annotations
 
 import json
@@ -15,20 +16,40 @@ from ci_checks.main import main
 
 
 def metric(name: str, verdict: str, base: float | None, head: float | None, **extra: object) -> CheckResult:
-    c = CheckResult(name, figures={"kind": "metric", "verdict": verdict, "base": base, "head": head,
-                                   "delta": None if base is None or head is None else head - base,
-                                   "relative": None if not base or head is None else (head - base) / base, **extra})
+    c = CheckResult(
+        name,
+        figures={
+            "kind": "metric",
+            "verdict": verdict,
+            "base": base,
+            "head": head,
+            "delta": None if base is None or head is None else head - base,
+            "relative": None if not base or head is None else (head - base) / base,
+            **extra,
+        },
+    )
     if verdict == "regressed":
         c.add("error", f"{name} regressed: {base} -> {head}")
     return c
 
 
 def compare_doc(*metrics: CheckResult, first_run: bool = False, params: dict | None = None) -> Report:
-    curve = CheckResult("curve plots/train_loss.csv", figures={"kind": "curve", "x": "epoch", "y": ["loss"]},
-                        series={"base:loss": [1.0, 0.6, 0.4, 0.3], "head:loss": [1.0, 0.7, 0.5, 0.45]})
-    return Report("compare", [*metrics, curve], subject={
-        "base": {"ref": "main", "sha": "0123456789abcdef", "source": "git"}, "head": {"ref": "working tree", "sha": None},
-        "fail_on": "regressed", "params_changed": params or {}, "first_run": first_run})
+    curve = CheckResult(
+        "curve plots/train_loss.csv",
+        figures={"kind": "curve", "x": "epoch", "y": ["loss"]},
+        series={"base:loss": [1.0, 0.6, 0.4, 0.3], "head:loss": [1.0, 0.7, 0.5, 0.45]},
+    )
+    return Report(
+        "compare",
+        [*metrics, curve],
+        subject={
+            "base": {"ref": "main", "sha": "0123456789abcdef", "source": "git"},
+            "head": {"ref": "working tree", "sha": None},
+            "fail_on": "regressed",
+            "params_changed": params or {},
+            "first_run": first_run,
+        },
+    )
 
 
 def train_doc(fail: bool = False) -> Report:
@@ -49,7 +70,9 @@ def gfm(markdown: str) -> str:
     return cmarkgfm.github_flavored_markdown_to_html(markdown, options=Options.CMARK_OPT_UNSAFE)
 
 
-def test_regression_headline_table_and_plots_render_as_github_does(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_regression_headline_table_and_plots_render_as_github_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     doc = compare_doc(
         metric("metrics/eval.json:accuracy", "regressed", 0.912, 0.897, p_value=0.003, head_samples=[0.89, 0.9, 0.9]),
         metric("metrics/eval.json:loss", "improved", 0.31, 0.29),
@@ -57,8 +80,15 @@ def test_regression_headline_table_and_plots_render_as_github_does(tmp_path: Pat
         params={"train.lr": {"old": 0.01, "new": 0.02}},
     )
     out = tmp_path / "report.md"
-    code = main(["report", write(tmp_path, "compare.json", doc), write(tmp_path, "train.json", train_doc()),
-                 "--output", str(out)])
+    code = main(
+        [
+            "report",
+            write(tmp_path, "compare.json", doc),
+            write(tmp_path, "train.json", train_doc()),
+            "--output",
+            str(out),
+        ]
+    )
     assert code == 0
     md = out.read_text()
     first = md.splitlines()[2]
@@ -111,8 +141,20 @@ def test_step_summary_and_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 def test_png_plots(tmp_path: Path) -> None:
     doc = compare_doc(metric("m:acc", "unchanged", 0.9, 0.9))
     out = tmp_path / "r.md"
-    assert main(["report", write(tmp_path, "c.json", doc), "--plots-dir", str(tmp_path / "plots"), "--embed-images",
-                 "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "report",
+                write(tmp_path, "c.json", doc),
+                "--plots-dir",
+                str(tmp_path / "plots"),
+                "--embed-images",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     pngs = sorted((tmp_path / "plots").glob("*.png"))
     assert pngs and pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"]({pngs[0]})" in out.read_text()
@@ -124,11 +166,14 @@ def test_png_plots(tmp_path: Path) -> None:
         pytest.param(None, "results file not found", id="missing"),
         pytest.param("{not json", "not valid JSON", id="malformed"),
         pytest.param(json.dumps({"schema": "other"}), "not a ci-checks results file", id="foreign"),
-        pytest.param(json.dumps({"schema": "ci-checks/results", "schema_version": 99}), "upgrade ci-checks", id="newer"),
+        pytest.param(
+            json.dumps({"schema": "ci-checks/results", "schema_version": 99}), "upgrade ci-checks", id="newer"
+        ),
     ],
 )
-def test_bad_results_files_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None,
-                                                message: str) -> None:
+def test_bad_results_files_exit_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, message: str
+) -> None:
     path = tmp_path / "r.json"
     if content is not None:
         path.write_text(content)

@@ -1,4 +1,5 @@
 """rerun: replay a recorded run of the example (real git, real DVC with a local remote) on CPU."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,13 @@ import yaml
 from ci_checks.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = {"GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@example.com", "GIT_COMMITTER_NAME": "ci",
-       "GIT_COMMITTER_EMAIL": "ci@example.com", "DVC_NO_ANALYTICS": "1"}
+ENV = {
+    "GIT_AUTHOR_NAME": "ci",
+    "GIT_AUTHOR_EMAIL": "ci@example.com",
+    "GIT_COMMITTER_NAME": "ci",
+    "GIT_COMMITTER_EMAIL": "ci@example.com",
+    "DVC_NO_ANALYTICS": "1",
+}
 
 
 def sh(cwd: Path, *cmd: str) -> str:
@@ -27,8 +33,11 @@ def sh(cwd: Path, *cmd: str) -> str:
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example as a repository with one recorded run, tagged v1, its data pushed to a local DVC remote."""
     repo = tmp_path_factory.mktemp("rerun") / "project"
-    shutil.copytree(ROOT / "examples", repo, ignore=shutil.ignore_patterns(
-        "data", "models", "metrics", "plots", "__pycache__", "tests", "*.py[co]"))
+    shutil.copytree(
+        ROOT / "examples",
+        repo,
+        ignore=shutil.ignore_patterns("data", "models", "metrics", "plots", "__pycache__", "tests", "*.py[co]"),
+    )
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["prepare"]["n_samples"] = 450
     params["train"]["epochs"] = 6
@@ -45,9 +54,11 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "record run v1")
     sh(repo, "git", "tag", "v1")
-    (repo / "pyproject.toml").write_text('[tool.ci-checks.rerun]\nruns = [{name = "baseline", ref = "v1"}]\n'
-                                         '[tool.ci-checks.metrics."*accuracy"]\nabs-tol = 0.02\n'
-                                         '[tool.ci-checks.metrics."*loss"]\nabs-tol = 0.05\n')
+    (repo / "pyproject.toml").write_text(
+        '[tool.ci-checks.rerun]\nruns = [{name = "baseline", ref = "v1"}]\n'
+        '[tool.ci-checks.metrics."*accuracy"]\nabs-tol = 0.02\n'
+        '[tool.ci-checks.metrics."*loss"]\nabs-tol = 0.05\n'
+    )
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "configure the rerun")
     return repo
@@ -74,10 +85,14 @@ def test_replay_of_the_recorded_run_passes_with_the_same_code(recorded: Path, mo
     assert "worktree" not in sh(recorded, "git", "worktree", "list").split("\n", 1)[-1]
 
 
-def test_a_deliberate_regression_in_the_code_fails_with_the_figures(recorded: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_deliberate_regression_in_the_code_fails_with_the_figures(
+    recorded: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     train = recorded / "src" / "train.py"
     original = train.read_text()
-    train.write_text(original.replace('params["lr"], params["weight_decay"]', 'params["lr"] * 0.01, params["weight_decay"]'))
+    train.write_text(
+        original.replace('params["lr"], params["weight_decay"]', 'params["lr"] * 0.01, params["weight_decay"]')
+    )
     try:
         code, doc = rerun(recorded, monkeypatch, "--run", "baseline")
     finally:
@@ -107,15 +122,17 @@ def test_interrupted_replay_resumes_from_its_checkpoints(recorded: Path, monkeyp
         pytest.param(["--run", "nope"], "no recorded run named 'nope'", id="unknown-run"),
     ],
 )
-def test_bad_input_exits_2(recorded: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-                           args: list[str], message: str) -> None:
+def test_bad_input_exits_2(
+    recorded: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
     code, _ = rerun(recorded, monkeypatch, *args)
     assert code == 2
     assert message in capsys.readouterr().err
 
 
-def test_unreachable_dvc_remote_exits_2(recorded: Path, monkeypatch: pytest.MonkeyPatch,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreachable_dvc_remote_exits_2(
+    recorded: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     cache = recorded / ".dvc" / "cache"
     moved = recorded.parent / "cache-moved"
     shutil.move(cache, moved)
@@ -130,7 +147,9 @@ def test_unreachable_dvc_remote_exits_2(recorded: Path, monkeypatch: pytest.Monk
     assert "cannot fetch the data recorded at the ref" in capsys.readouterr().err
 
 
-def test_list_prints_the_matrix(recorded: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_list_prints_the_matrix(
+    recorded: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(recorded)
     assert main(["rerun", "--list"]) == 0
     assert json.loads(capsys.readouterr().out) == ["baseline"]

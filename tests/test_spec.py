@@ -1,4 +1,5 @@
 """The training spec: loading FILE.py:FUNC and package.module:FUNC, dict and object forms, and the helpers."""
+
 from __future__ import annotations
 
 import sys
@@ -43,7 +44,7 @@ def test_synthetic_batch_is_seeded():
 
 # ------------------------------------------------------------------ load_from_script
 
-SCRIPT = '''
+SCRIPT = """
 import json
 import torch
 from torch import nn
@@ -71,7 +72,7 @@ def make_optimizer(params):
 open("TRAINED", "w").write("the script ran")
 model = Net()
 raise SystemExit("training started")
-'''
+"""
 
 
 @pytest.fixture
@@ -106,7 +107,7 @@ def test_load_from_script_missing_file(tmp_path):
 
 # ------------------------------------------------------------------ load_spec
 
-DICT_SPEC = '''
+DICT_SPEC = """
 import torch
 from torch import nn
 from ci_checks import synthetic_batch
@@ -125,15 +126,15 @@ def spec():
         "memorization": {"max-steps": 40},
         "settings": {"loss_decreases": {"steps": 5}},
     }
-'''
+"""
 
-HELPERS = '''
+HELPERS = """
 from torch import nn
 
 
 def make_model():
     return nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
-'''
+"""
 
 
 @pytest.fixture
@@ -170,7 +171,7 @@ def test_package_module_form(tmp_path, monkeypatch):
 
 
 def test_training_spec_object_form(tmp_path):
-    (tmp_path / "obj_spec.py").write_text(textwrap.dedent('''
+    (tmp_path / "obj_spec.py").write_text(textwrap.dedent("""
         import torch
         from torch import nn
         from ci_checks import TrainingSpec, synthetic_batch
@@ -184,7 +185,7 @@ def test_training_spec_object_form(tmp_path):
                 loss_fn=nn.functional.cross_entropy,
                 seed=3,
             )
-    '''))
+    """))
     spec = load_spec(f"{tmp_path / 'obj_spec.py'}:spec")
     assert spec.seed == 3 and spec.setup is not None and spec.model_factory is None
     report = run_checks(spec, ["loss-at-init", "parameter-updates"])
@@ -192,14 +193,20 @@ def test_training_spec_object_form(tmp_path):
     assert report.status == "pass", [f.message for c in report.checks for f in c.findings]
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    pytest.param("import not_installed_dep\ndef spec(): pass\n",
-                 "importing it failed: ModuleNotFoundError: No module named 'not_installed_dep'",
-                 id="dependency-missing"),
-    pytest.param("def spec(:\n", "importing it failed: SyntaxError", id="syntax-error"),
-    pytest.param("raise RuntimeError('needs a GPU')\n", "importing it failed: RuntimeError: needs a GPU",
-                 id="import-raises"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        pytest.param(
+            "import not_installed_dep\ndef spec(): pass\n",
+            "importing it failed: ModuleNotFoundError: No module named 'not_installed_dep'",
+            id="dependency-missing",
+        ),
+        pytest.param("def spec(:\n", "importing it failed: SyntaxError", id="syntax-error"),
+        pytest.param(
+            "raise RuntimeError('needs a GPU')\n", "importing it failed: RuntimeError: needs a GPU", id="import-raises"
+        ),
+    ],
+)
 def test_import_problems_are_user_errors(tmp_path, body, message):
     (tmp_path / "broken.py").write_text(body)
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -207,21 +214,31 @@ def test_import_problems_are_user_errors(tmp_path, body, message):
 
 
 def _spec(**overrides):
-    fields = {"model_factory": lambda: torch.nn.Linear(4, 3), "batch": synthetic_batch((4,), num_classes=3),
-              "loss_fn": torch.nn.functional.cross_entropy, "optimizer_factory": lambda p: torch.optim.SGD(p, lr=0.1)}
+    fields = {
+        "model_factory": lambda: torch.nn.Linear(4, 3),
+        "batch": synthetic_batch((4,), num_classes=3),
+        "loss_fn": torch.nn.functional.cross_entropy,
+        "optimizer_factory": lambda p: torch.optim.SGD(p, lr=0.1),
+    }
     fields.update(overrides)
     return TrainingSpec(**fields)
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    pytest.param({"batch_dim": -1}, "'batch_dim' must be a non-negative int, got -1", id="negative-batch-dim"),
-    pytest.param({"batch_dim": True}, "'batch_dim' must be a non-negative int", id="bool-batch-dim"),
-    pytest.param({"task": "segmentation"}, "'task' must be 'classification', 'regression' or 'other'", id="bad-task"),
-    pytest.param({"loss_fn": "cross_entropy"}, "'loss_fn' must be callable, got str", id="loss-not-callable"),
-    pytest.param({"optimizer_factory": None}, "the spec has no 'optimizer_factory'", id="no-optimizer"),
-    pytest.param({"batch": (1, 2, 3)}, "'batch' must be a pair (inputs, targets), got tuple of length 3",
-                 id="batch-of-3"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        pytest.param({"batch_dim": -1}, "'batch_dim' must be a non-negative int, got -1", id="negative-batch-dim"),
+        pytest.param({"batch_dim": True}, "'batch_dim' must be a non-negative int", id="bool-batch-dim"),
+        pytest.param(
+            {"task": "segmentation"}, "'task' must be 'classification', 'regression' or 'other'", id="bad-task"
+        ),
+        pytest.param({"loss_fn": "cross_entropy"}, "'loss_fn' must be callable, got str", id="loss-not-callable"),
+        pytest.param({"optimizer_factory": None}, "the spec has no 'optimizer_factory'", id="no-optimizer"),
+        pytest.param(
+            {"batch": (1, 2, 3)}, "'batch' must be a pair (inputs, targets), got tuple of length 3", id="batch-of-3"
+        ),
+    ],
+)
 def test_validate_rejects(overrides, message):
     with pytest.raises(UserError) as exc:
         validate(_spec(**overrides), where="spec.py:spec")

@@ -1,4 +1,5 @@
 """The pure-Python Student t distribution, Welch's t-test and the bootstrap against known values."""
+
 from __future__ import annotations
 
 import math
@@ -29,11 +30,14 @@ def test_t_cdf_matches_the_closed_forms(t: float) -> None:
     assert t_cdf(t, 1e7) == pytest.approx(0.5 * math.erfc(-t / math.sqrt(2)), abs=1e-6)  # the normal limit
 
 
-@pytest.mark.parametrize(("q", "df", "expected"), [
-    pytest.param(0.975, 10, 2.228138852, id="t10"),
-    pytest.param(0.95, 8, 1.859548038, id="t8"),
-    pytest.param(0.995, 3, 5.840909309, id="t3"),
-])
+@pytest.mark.parametrize(
+    ("q", "df", "expected"),
+    [
+        pytest.param(0.975, 10, 2.228138852, id="t10"),
+        pytest.param(0.95, 8, 1.859548038, id="t8"),
+        pytest.param(0.995, 3, 5.840909309, id="t3"),
+    ],
+)
 def test_t_ppf_inverts_the_cdf(q: float, df: float, expected: float) -> None:
     x = t_ppf(q, df)
     assert t_cdf(x, df) == pytest.approx(q, abs=1e-10)

@@ -1,4 +1,5 @@
 """mypy --strict on the package (pyproject's [tool.mypy]), so annotations stay true."""
+
 from __future__ import annotations
 
 import pathlib

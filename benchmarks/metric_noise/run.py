@@ -9,6 +9,7 @@ repository with 200 metrics, with DVC's own start-up measured separately.
 
     python benchmarks/metric_noise/run.py [--trials 4000] [--seed 0]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,9 @@ Rule = Callable[[list[float], list[float]], bool]  # (base samples, head samples
 
 
 def policy(**overrides: object) -> Policy:
-    fields: dict[str, object] = dict(direction="higher", direction_guessed=False, abs_tol=None, rel_tol=0.01,
-                                     required=True, test="welch", alpha=0.05)
+    fields: dict[str, object] = dict(
+        direction="higher", direction_guessed=False, abs_tol=None, rel_tol=0.01, required=True, test="welch", alpha=0.05
+    )
     fields.update(overrides)
     return Policy(**fields)  # type: ignore[arg-type]
 
@@ -48,15 +50,18 @@ def ours(p: Policy, seeds: int | None = None) -> Rule:
         if seeds is not None:
             base, head = base[:seeds], head[:seeds]
         return bool(decide(base, head, p)["verdict"] == "regressed")
+
     return rule
 
 
 def ratio(threshold: float, seeds: int | None = None) -> Rule:
     """github-action-benchmark style: alert when base/head (higher is better) exceeds 1 + threshold."""
+
     def rule(base: list[float], head: list[float]) -> bool:
         if seeds is not None:
             base, head = base[:seeds], head[:seeds]
         return statistics.fmean(base) / statistics.fmean(head) > 1.0 + threshold
+
     return rule
 
 
@@ -92,8 +97,10 @@ def rates(rule: Rule, sigma: float, trials: int, seed: int, seeds: int = SEEDS) 
 
 def simulate(trials: int, seed: int) -> None:
     for sigma, note in ((SIGMA, "the target case"), (2 * SIGMA, "a metric twice as noisy; same thresholds")):
-        print(f"\naccuracy {MEAN:.2f}, seed noise sigma {sigma * 100:.1f} points, {SEEDS} seeds per side unless "
-              f"the row says otherwise ({note})")
+        print(
+            f"\naccuracy {MEAN:.2f}, seed noise sigma {sigma * 100:.1f} points, {SEEDS} seeds per side unless "
+            f"the row says otherwise ({note})"
+        )
         print(f"{'policy':<46} {'trials':>6} {'false alarms':>12} {'det 1σ':>7} {'det 2σ':>7} {'det 4σ':>7}  target")
         for name, rule, divisor, seeds in RULES:
             n = max(200, trials // divisor)
@@ -101,9 +108,11 @@ def simulate(trials: int, seed: int) -> None:
             meets = fa <= TARGET_FALSE_ALARMS and d2 >= TARGET_DETECTION
             print(f"{name:<46} {n:>6} {fa:>12.1%} {d1:>7.1%} {d2:>7.1%} {d4:>7.1%}  {'meets' if meets else 'misses'}")
     se = math.sqrt(0.05 * 0.95 / trials)
-    print(f"\n(standard error of a rate near 5% with {trials} trials: {se:.1%}; near 90%: "
-          f"{math.sqrt(0.09 / trials):.1%}. Target: <= {TARGET_FALSE_ALARMS:.0%} false alarms and "
-          f">= {TARGET_DETECTION:.0%} detection at 2 sigma.)")
+    print(
+        f"\n(standard error of a rate near 5% with {trials} trials: {se:.1%}; near 90%: "
+        f"{math.sqrt(0.09 / trials):.1%}. Target: <= {TARGET_FALSE_ALARMS:.0%} false alarms and "
+        f">= {TARGET_DETECTION:.0%} detection at 2 sigma.)"
+    )
 
 
 # ---------------------------------------------------------------- timing
@@ -118,9 +127,11 @@ def _project(root: str, n_metrics: int) -> None:
     rng = random.Random(1)
     per_file = n_metrics // 4
     files = [f"metrics/part{i}.json" for i in range(4)]
-    dvc_yaml = "stages:\n  evaluate:\n    cmd: python evaluate.py\n    params: [train]\n    metrics:\n" + "".join(
-        f"      - {f}:\n          cache: false\n" for f in files) + (
-        "    plots:\n      - plots/loss.csv:\n          cache: false\n          x: step\n          y: loss\n")
+    dvc_yaml = (
+        "stages:\n  evaluate:\n    cmd: python evaluate.py\n    params: [train]\n    metrics:\n"
+        + "".join(f"      - {f}:\n          cache: false\n" for f in files)
+        + ("    plots:\n      - plots/loss.csv:\n          cache: false\n          x: step\n          y: loss\n")
+    )
 
     def write(shift: float, lr: float) -> None:
         os.makedirs(os.path.join(root, "metrics"), exist_ok=True)
@@ -165,8 +176,13 @@ def _seconds(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
 
 
 def timing(n_metrics: int) -> None:
-    env = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com", "GIT_COMMITTER_NAME": "bench",
-           "GIT_COMMITTER_EMAIL": "bench@example.com", "DVC_NO_ANALYTICS": "1"}
+    env = {
+        "GIT_AUTHOR_NAME": "bench",
+        "GIT_AUTHOR_EMAIL": "bench@example.com",
+        "GIT_COMMITTER_NAME": "bench",
+        "GIT_COMMITTER_EMAIL": "bench@example.com",
+        "DVC_NO_ANALYTICS": "1",
+    }
     os.environ.update(env)
     os.environ.pop("GITHUB_BASE_REF", None)
     with tempfile.TemporaryDirectory() as tmp:
@@ -176,12 +192,16 @@ def timing(n_metrics: int) -> None:
         report = compare(root)
         metrics = [c for c in report.checks if c.figures.get("kind") == "metric"]
         counts = statistics.multimode([c.figures["verdict"] for c in metrics])
-        print(f"\ncompare on a temporary git repo: {len(metrics)} metrics in 4 files from dvc.yaml "
-              f"({sum(len(c.figures['head_samples']) > 1 for c in metrics)} with 5 seeds), 1 curve of 100 points, "
-              f"params.yaml; most common verdict: {', '.join(counts)}")
+        print(
+            f"\ncompare on a temporary git repo: {len(metrics)} metrics in 4 files from dvc.yaml "
+            f"({sum(len(c.figures['head_samples']) > 1 for c in metrics)} with 5 seeds), 1 curve of 100 points, "
+            f"params.yaml; most common verdict: {', '.join(counts)}"
+        )
         first, median = _seconds(lambda: compare(root), 5)
-        print(f"  compare(), in-process (git reads included, no DVC process): first {first * 1000:.0f} ms, "
-              f"median of 5 {median * 1000:.0f} ms")
+        print(
+            f"  compare(), in-process (git reads included, no DVC process): first {first * 1000:.0f} ms, "
+            f"median of 5 {median * 1000:.0f} ms"
+        )
         out = os.path.join(tmp, "compare.json")
         from ci_checks._report import render_json
 
@@ -197,14 +217,18 @@ def timing(n_metrics: int) -> None:
                     return main(["report", out, "--output", md])
 
             first, median = _seconds(run_report, 5)
-            print(f"  report on its results, in-process: first {first * 1000:.0f} ms, median of 5 {median * 1000:.0f} ms")
+            print(
+                f"  report on its results, in-process: first {first * 1000:.0f} ms, median of 5 {median * 1000:.0f} ms"
+            )
         except Exception as e:  # noqa: BLE001 - the report command is another module; time it when it works
             print(f"  report: not timed ({type(e).__name__}: {e})")
         cli = [sys.executable, "-m", "ci_checks", "compare", "--head-dir", root, "--quiet", "--output", out]
         start = time.perf_counter()
         subprocess.run(cli, capture_output=True, check=False)
-        print(f"  ci-checks compare as a new process (Python start-up included): "
-              f"{(time.perf_counter() - start) * 1000:.0f} ms")
+        print(
+            f"  ci-checks compare as a new process (Python start-up included): "
+            f"{(time.perf_counter() - start) * 1000:.0f} ms"
+        )
         dvc = [sys.executable, "-m", "dvc"]
         import importlib.util
 
@@ -222,9 +246,11 @@ def timing(n_metrics: int) -> None:
         start = time.perf_counter()
         subprocess.run([*dvc, "metrics", "diff", "--json", "--all", "main"], cwd=root, check=True, capture_output=True)
         diff = time.perf_counter() - start
-        print(f"  DVC itself, measured separately (compare does not start it for cache: false metrics): "
-              f"`dvc --version` {version * 1000:.0f} ms, `dvc metrics show --json` {show * 1000:.0f} ms, "
-              f"`dvc metrics diff --json main` {diff * 1000:.0f} ms")
+        print(
+            f"  DVC itself, measured separately (compare does not start it for cache: false metrics): "
+            f"`dvc --version` {version * 1000:.0f} ms, `dvc metrics show --json` {show * 1000:.0f} ms, "
+            f"`dvc metrics diff --json main` {diff * 1000:.0f} ms"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

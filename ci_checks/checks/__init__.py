@@ -1,4 +1,5 @@
 """The training checks: one module per check, a registry, and the session that shares one training run."""
+
 from __future__ import annotations
 
 import importlib

@@ -1,4 +1,5 @@
 """batch-independence: in eval mode, sample i's prediction does not depend on sample j's input."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -56,7 +57,9 @@ def check(session: Session) -> CheckResult:
             f"{NAME}: sample 0's output depends on other samples' inputs (leak {leak:.3g} vs own effect {own:.3g}) "
             f"- a view/reshape/transpose mixing the batch axis, or attention/normalization over dim {bd}; "
             "if the batch is not on axis 0, set batch_dim in the spec",
-            location=h.spec.location, leak=leak, own=own,
+            location=h.spec.location,
+            leak=leak,
+            own=own,
         )
     return result
 
@@ -154,7 +157,9 @@ def _perturbation_leak(h: Any, model: Any, n: int, base: Any) -> tuple[float, fl
     return leak, own
 
 
-def batch_independence(spec: TrainingSpec | str, *, settings: dict[str, Any] | None = None, device: str | None = None) -> CheckResult:
+def batch_independence(
+    spec: TrainingSpec | str, *, settings: dict[str, Any] | None = None, device: str | None = None
+) -> CheckResult:
     """Run this check alone on a spec."""
     from ci_checks.checks import run_checks
 

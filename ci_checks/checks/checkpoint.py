@@ -1,4 +1,5 @@
 """checkpoint: save with the user's code, restore into fresh objects, continue; it must match an uninterrupted run."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -48,33 +49,51 @@ def check(session: Session) -> CheckResult:
         try:
             losses, loaded, final = h.resume(run, before, after)
         except Exception as e:
-            result.add("error", f"{NAME}: restoring the checkpoint or training after it raised "
-                       f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", location=h.spec.location)
+            result.add(
+                "error",
+                f"{NAME}: restoring the checkpoint or training after it raised "
+                f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+                location=h.spec.location,
+            )
             return result
     finally:
         if run.checkpoint_path and os.path.exists(run.checkpoint_path):
             os.remove(run.checkpoint_path)
     name, diff = _first_difference(run.state_at[before], loaded, rtol, atol)
     if name is not None:
-        result.add("error", f"{NAME}: the restored model differs from the saved one ({name}, max diff {diff:.3g}) - "
-                   "the checkpoint misses model state (a buffer or parameter not in state_dict, or not loaded)",
-                   location=h.spec.location, tensor=name)
+        result.add(
+            "error",
+            f"{NAME}: the restored model differs from the saved one ({name}, max diff {diff:.3g}) - "
+            "the checkpoint misses model state (a buffer or parameter not in state_dict, or not loaded)",
+            location=h.spec.location,
+            tensor=name,
+        )
         result.summary = "restored model differs from the saved one"
         return result
-    expected = run.losses[before: before + after]
+    expected = run.losses[before : before + after]
     name, diff = _first_difference(run.state_at[before + after], final, rtol, atol)
     loss_diff = max((abs(a - b) for a, b in zip(losses, expected)), default=0.0)
     result.figures.update(max_loss_diff=loss_diff, max_param_diff=diff)
-    result.summary = f"resumed after step {before}: max loss diff {loss_diff:.2g}, max parameter diff {diff:.2g} after {after} more"
+    result.summary = (
+        f"resumed after step {before}: max loss diff {loss_diff:.2g}, max parameter diff {diff:.2g} after {after} more"
+    )
     if name is not None or not all(_close(a, b, rtol, atol) for a, b in zip(losses, expected)):
-        result.add("error", f"{NAME}: training resumed from the checkpoint diverges from the uninterrupted run "
-                   f"({name or 'loss'} differs by {max(diff, loss_diff):.3g} after {after} steps) although the model "
-                   "was restored - optimizer state (momentum, Adam moments, step count) or the LR scheduler is "
-                   "not saved or not loaded", location=h.spec.location, tensor=name, max_diff=max(diff, loss_diff))
+        result.add(
+            "error",
+            f"{NAME}: training resumed from the checkpoint diverges from the uninterrupted run "
+            f"({name or 'loss'} differs by {max(diff, loss_diff):.3g} after {after} steps) although the model "
+            "was restored - optimizer state (momentum, Adam moments, step count) or the LR scheduler is "
+            "not saved or not loaded",
+            location=h.spec.location,
+            tensor=name,
+            max_diff=max(diff, loss_diff),
+        )
     return result
 
 
-def checkpoint(spec: TrainingSpec | str, *, settings: dict[str, Any] | None = None, device: str | None = None) -> CheckResult:
+def checkpoint(
+    spec: TrainingSpec | str, *, settings: dict[str, Any] | None = None, device: str | None = None
+) -> CheckResult:
     """Run this check alone on a spec."""
     from ci_checks.checks import run_checks
 

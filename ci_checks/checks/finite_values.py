@@ -1,4 +1,5 @@
 """finite-values: no NaN or Inf in outputs, loss, gradients or parameters; names the first tensor where one appeared."""
+
 from __future__ import annotations
 
 import math
@@ -32,14 +33,18 @@ def check(session: Session) -> CheckResult:
         f"{NAME}: NaN/Inf first appeared in {what} at step {step} (loss went {first_loss:.4g} -> "
         f"{run.losses[step - 1] if len(run.losses) >= step else math.nan:.4g}) - learning rate too high "
         "(exploding updates), log/sqrt/division of zero, or missing gradient clipping",
-        location=session.location, step=step, tensor=what,
+        location=session.location,
+        step=step,
+        tensor=what,
     )
     result.summary = f"non-finite {what} at step {step}"
     result.figures["first_nonfinite_step"] = step
     return result
 
 
-def finite_values(spec: TrainingSpec | str, *, settings: dict[str, Any] | None = None, device: str | None = None) -> CheckResult:
+def finite_values(
+    spec: TrainingSpec | str, *, settings: dict[str, Any] | None = None, device: str | None = None
+) -> CheckResult:
     """Run this check alone on a spec."""
     from ci_checks.checks import run_checks
 

@@ -1,4 +1,5 @@
 """loss-at-init: the first loss is plausible for the task (about log(num_classes) for a fresh classifier)."""
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,12 @@ def check(session: Session) -> CheckResult:
     elif expected is None and task.kind == "binary":
         expected = math.log(2.0)
     if not math.isfinite(loss):
-        result.add("error", f"{NAME}: the first loss is {loss} - non-finite before any update "
-                   "(log of zero, division by zero, or inf in the inputs)", location=loc)
+        result.add(
+            "error",
+            f"{NAME}: the first loss is {loss} - non-finite before any update "
+            "(log of zero, division by zero, or inf in the inputs)",
+            location=loc,
+        )
     elif expected is not None:
         result.figures["expected_loss"] = expected
         ratio = max(loss / expected, expected / loss) if loss > 0 and expected > 0 else math.inf
@@ -39,12 +44,22 @@ def check(session: Session) -> CheckResult:
         observed = f"initial loss {loss:.4g}, expected about {expected:.4g} for {task.describe()}"
         off = f"{ratio:.1f}x off" if math.isfinite(ratio) else "not positive"
         if ratio > float(session.opt(NAME, "fail-ratio")):
-            result.add("error", f"{NAME}: {observed} ({off}) - output layer initialised with large "
-                       "weights, logits scaled up, or a loss that is not averaged over the batch",
-                       location=loc, initial_loss=loss, expected=expected)
+            result.add(
+                "error",
+                f"{NAME}: {observed} ({off}) - output layer initialised with large "
+                "weights, logits scaled up, or a loss that is not averaged over the batch",
+                location=loc,
+                initial_loss=loss,
+                expected=expected,
+            )
         elif ratio > float(session.opt(NAME, "warn-ratio")):
-            result.add("warning", f"{NAME}: {observed} ({off}) - check the output layer's "
-                       "initialisation and the loss reduction", location=loc, initial_loss=loss, expected=expected)
+            result.add(
+                "warning",
+                f"{NAME}: {observed} ({off}) - check the output layer's " "initialisation and the loss reduction",
+                location=loc,
+                initial_loss=loss,
+                expected=expected,
+            )
         result.summary = observed
     else:
         result.summary = f"initial loss {loss:.4g} ({task.describe()}, no expectation)"
@@ -69,25 +84,40 @@ def _double_activation(session: Session, result: CheckResult) -> None:
             t = h.targets.reshape(-1).long()
             as_logits = float(F.cross_entropy(z, t, ignore_index=-100))
             of_softmax = float(F.cross_entropy(z.softmax(-1), t, ignore_index=-100))
-            probabilities = bool(((z >= 0) & (z <= 1)).all()) and bool(torch.allclose(z.sum(-1), torch.ones(1), atol=1e-4))
+            probabilities = bool(((z >= 0) & (z <= 1)).all()) and bool(
+                torch.allclose(z.sum(-1), torch.ones(1), atol=1e-4)
+            )
             if probabilities and close(loss, as_logits):
-                result.add("error", f"{NAME}: the model outputs probabilities (rows sum to 1) and the loss applies "
-                           "cross_entropy to them - double softmax: return logits, or use NLLLoss on log-probabilities",
-                           location=h.spec.location)
+                result.add(
+                    "error",
+                    f"{NAME}: the model outputs probabilities (rows sum to 1) and the loss applies "
+                    "cross_entropy to them - double softmax: return logits, or use NLLLoss on log-probabilities",
+                    location=h.spec.location,
+                )
             elif close(loss, of_softmax) and not close(loss, as_logits):
-                result.add("error", f"{NAME}: the loss equals cross_entropy(softmax(outputs)) - double softmax: "
-                           "cross_entropy applies log_softmax itself; pass the logits", location=h.spec.location)
+                result.add(
+                    "error",
+                    f"{NAME}: the loss equals cross_entropy(softmax(outputs)) - double softmax: "
+                    "cross_entropy applies log_softmax itself; pass the logits",
+                    location=h.spec.location,
+                )
         elif task.kind == "binary":
             z = p.reshape(-1)
             t = h.targets.reshape(-1).float()
             if bool(((z >= 0) & (z <= 1)).all()) and close(loss, float(F.binary_cross_entropy_with_logits(z, t))):
-                result.add("error", f"{NAME}: the outputs are already in [0, 1] and the loss applies "
-                           "binary_cross_entropy_with_logits to them - double sigmoid", location=h.spec.location)
+                result.add(
+                    "error",
+                    f"{NAME}: the outputs are already in [0, 1] and the loss applies "
+                    "binary_cross_entropy_with_logits to them - double sigmoid",
+                    location=h.spec.location,
+                )
     except RuntimeError:
         return
 
 
-def loss_at_init(spec: TrainingSpec | str, *, settings: dict[str, Any] | None = None, device: str | None = None) -> CheckResult:
+def loss_at_init(
+    spec: TrainingSpec | str, *, settings: dict[str, Any] | None = None, device: str | None = None
+) -> CheckResult:
     """Run this check alone on a spec."""
     from ci_checks.checks import run_checks
 

@@ -1,4 +1,5 @@
 """loss-decreases: the loss goes down over the first steps."""
+
 from __future__ import annotations
 
 import math
@@ -32,18 +33,32 @@ def check(session: Session) -> CheckResult:
     result.figures.update(first_loss=first, last_loss=window[-1], steps=len(window))
     result.summary = f"loss {first:.4g} -> {tail:.4g} over {len(window)} steps"
     if not (math.isfinite(first) and math.isfinite(tail)):
-        result.add("error", f"{NAME}: the loss became non-finite within {len(window)} steps ({first:.4g} -> {tail:.4g})"
-                   " - learning rate far too high", location=session.location)
+        result.add(
+            "error",
+            f"{NAME}: the loss became non-finite within {len(window)} steps ({first:.4g} -> {tail:.4g})"
+            " - learning rate far too high",
+            location=session.location,
+        )
     elif tail >= first:
         trend = "rose" if tail > first + 1e-6 * max(1.0, abs(first)) else "stayed flat"
-        hint = ("learning rate too high (exploding), or targets that change every step" if trend == "rose"
-                else "learning rate 0, frozen parameters, or a loss detached from the model")
-        result.add("error", f"{NAME}: the loss {trend} over the first {len(window)} steps ({first:.4g} -> {tail:.4g})"
-                   f" - {hint}", location=session.location, first_loss=first, last_loss=tail)
+        hint = (
+            "learning rate too high (exploding), or targets that change every step"
+            if trend == "rose"
+            else "learning rate 0, frozen parameters, or a loss detached from the model"
+        )
+        result.add(
+            "error",
+            f"{NAME}: the loss {trend} over the first {len(window)} steps ({first:.4g} -> {tail:.4g})" f" - {hint}",
+            location=session.location,
+            first_loss=first,
+            last_loss=tail,
+        )
     return result
 
 
-def loss_decreases(spec: TrainingSpec | str, *, settings: dict[str, Any] | None = None, device: str | None = None) -> CheckResult:
+def loss_decreases(
+    spec: TrainingSpec | str, *, settings: dict[str, Any] | None = None, device: str | None = None
+) -> CheckResult:
     """Run this check alone on a spec."""
     from ci_checks.checks import run_checks
 

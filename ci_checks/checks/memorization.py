@@ -1,4 +1,5 @@
 """memorization: train on one batch until it is fit; record steps-to-memorize and the loss curve."""
+
 from __future__ import annotations
 
 import math
@@ -50,15 +51,24 @@ def check(session: Session) -> CheckResult:
         stop_reason=run.stop_reason,
     )
     if run.steps_to_memorize is not None:
-        result.summary = f"memorized in {run.steps_to_memorize} steps (loss {first:.4g} -> {run.losses[run.steps_to_memorize - 1]:.4g})"
+        reached = run.losses[run.steps_to_memorize - 1]
+        result.summary = f"memorized in {run.steps_to_memorize} steps (loss {first:.4g} -> {reached:.4g})"
         return result
-    best = f"best {measure} {max(fits):.3f} (target {_target(mem, measure):.3g}), " if fits and measure != "loss" else ""
+    best = (
+        f"best {measure} {max(fits):.3f} (target {_target(mem, measure):.3g}), " if fits and measure != "loss" else ""
+    )
     observed = (
         f"did not memorize one batch in {len(run.losses)} steps ({run.seconds:.1f}s, {run.stop_reason}): "
         f"{best}loss {first:.4g} -> {last:.4g}"
     )
-    result.add("error", f"{NAME}: {observed} - {_likely(run.losses, fits)}", location=session.location,
-               steps=len(run.losses), initial_loss=first, final_loss=last)
+    result.add(
+        "error",
+        f"{NAME}: {observed} - {_likely(run.losses, fits)}",
+        location=session.location,
+        steps=len(run.losses),
+        initial_loss=first,
+        final_loss=last,
+    )
     result.summary = observed
     return result
 
@@ -75,13 +85,19 @@ def _likely(losses: list[float], fits: list[float]) -> str:
     if abs(last - first) <= 1e-4 * max(1.0, abs(first)) and abs(best - first) <= 1e-4 * max(1.0, abs(first)):
         return "likely learning rate 0, frozen/unused parameters, or a loss detached from the model"
     if fits and max(fits) < 0.5 and last < first:
-        return ("the loss falls but predictions do not fit: likely targets shuffled/permuted between steps, "
-                "double softmax, or a reshape that mixes samples")
-    return ("likely targets that change between steps, a loss with a floor (double softmax), too small a "
-            "learning rate, or a budget too small for this model (raise memorization.max-steps)")
+        return (
+            "the loss falls but predictions do not fit: likely targets shuffled/permuted between steps, "
+            "double softmax, or a reshape that mixes samples"
+        )
+    return (
+        "likely targets that change between steps, a loss with a floor (double softmax), too small a "
+        "learning rate, or a budget too small for this model (raise memorization.max-steps)"
+    )
 
 
-def memorization(spec: TrainingSpec | str, *, settings: dict[str, Any] | None = None, device: str | None = None) -> CheckResult:
+def memorization(
+    spec: TrainingSpec | str, *, settings: dict[str, Any] | None = None, device: str | None = None
+) -> CheckResult:
     """Run this check alone on a spec."""
     from ci_checks.checks import run_checks
 

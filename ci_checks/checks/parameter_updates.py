@@ -1,4 +1,5 @@
 """parameter-updates: after one step every trainable parameter got a finite, non-zero gradient and changed."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -35,7 +36,9 @@ def check(session: Session) -> CheckResult:
                     "error",
                     f"{NAME}: {name} is declared frozen but changed by {changed_by:.3g} in one step - set "
                     "requires_grad=False on it and leave it out of the optimizer (weight decay moves it too)",
-                    location=loc, parameter=name, change=changed_by,
+                    location=loc,
+                    parameter=name,
+                    change=changed_by,
                 )
             continue
         if not run.requires_grad[name]:
@@ -44,7 +47,8 @@ def check(session: Session) -> CheckResult:
                 "error",
                 f"{NAME}: {name} has requires_grad=False but is not declared frozen - a layer frozen by "
                 "accident? If it is meant to be, add it to the spec's 'frozen' patterns",
-                location=loc, parameter=name,
+                location=loc,
+                parameter=name,
             )
             continue
         if grad is None:
@@ -53,7 +57,8 @@ def check(session: Session) -> CheckResult:
                 "error",
                 f"{NAME}: {name} received no gradient - not connected to the loss (unused layer, a "
                 ".detach()/.data on the path, or an output left out of the loss)",
-                location=loc, parameter=name,
+                location=loc,
+                parameter=name,
             )
             continue
         if changed:
@@ -71,13 +76,18 @@ def check(session: Session) -> CheckResult:
                 "warning",
                 f"{NAME}: {name} did not change in one step although its gradient norm is {grad:.3g} "
                 "(a bias before BatchNorm gets ~0 gradient; otherwise check the learning rate)",
-                location=loc, parameter=name, grad_norm=grad,
+                location=loc,
+                parameter=name,
+                grad_norm=grad,
             )
             continue
         result.add(
             "error",
             f"{NAME}: {name} did not change after one step (gradient norm {grad:.3g}): {why}",
-            location=loc, parameter=name, grad_norm=grad, lr=lr,
+            location=loc,
+            parameter=name,
+            grad_norm=grad,
+            lr=lr,
         )
     if run.stale_grad is not None:
         problems += 1
@@ -86,7 +96,9 @@ def check(session: Session) -> CheckResult:
             "error",
             f"{NAME}: at step {step} the backward pass added to a gradient left from step {step - 1} in {name}.grad, "
             "after the update had already used it - missing optimizer.zero_grad() (gradients accumulate across steps)",
-            location=loc, parameter=name, step=step,
+            location=loc,
+            parameter=name,
+            step=step,
         )
     if run.stale_optimizer_params:
         problems += 1
@@ -94,7 +106,8 @@ def check(session: Session) -> CheckResult:
             "error",
             f"{NAME}: the optimizer holds {run.stale_optimizer_params} parameter tensor(s) that are not in the "
             "model - it was built before the model (or a layer) was replaced; build it from model.parameters()",
-            location=loc, stale=run.stale_optimizer_params,
+            location=loc,
+            stale=run.stale_optimizer_params,
         )
     trainable = sum(1 for n in run.changes if run.requires_grad[n] and not matches(n, frozen))
     result.figures.update(
@@ -112,7 +125,9 @@ def check(session: Session) -> CheckResult:
     return result
 
 
-def parameter_updates(spec: TrainingSpec | str, *, settings: dict[str, Any] | None = None, device: str | None = None) -> CheckResult:
+def parameter_updates(
+    spec: TrainingSpec | str, *, settings: dict[str, Any] | None = None, device: str | None = None
+) -> CheckResult:
     """Run this check alone on a spec."""
     from ci_checks.checks import run_checks
 

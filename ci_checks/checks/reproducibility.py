@@ -1,4 +1,5 @@
 """reproducibility: two runs with the same seed give the same losses and parameters."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -31,8 +32,11 @@ def check(session: Session) -> CheckResult:
         for i in range(steps):
             losses.append(h.step(model, optimizer))
     except Exception as e:
-        result.add("error", f"{NAME}: the second run raised where the first did not: "
-                   f"{StepFailed(i + 1, e).describe()}", location=session.location)
+        result.add(
+            "error",
+            f"{NAME}: the second run raised where the first did not: " f"{StepFailed(i + 1, e).describe()}",
+            location=session.location,
+        )
         return result
     loss_diff = max((abs(a - b) for a, b in zip(losses, run.losses)), default=0.0)
     name, diff = _first_difference(run.state_at[steps], _state(model), rtol, atol)
@@ -44,18 +48,30 @@ def check(session: Session) -> CheckResult:
         return result
     init_name, _ = _first_difference(_state(h.build()[0]), _state(h.build()[0]), rtol, atol)
     if init_name is not None:
-        where = (f"two models built with seed {h.seed} differ at init ({init_name}) - model_factory/setup draws "
-                 "randomness the seed does not control (np.random.default_rng() or torch.Generator() without a "
-                 "seed, random.SystemRandom, a seed from time)")
+        where = (
+            f"two models built with seed {h.seed} differ at init ({init_name}) - model_factory/setup draws "
+            "randomness the seed does not control (np.random.default_rng() or torch.Generator() without a "
+            "seed, random.SystemRandom, a seed from time)"
+        )
     elif bad_loss is not None:
-        where = (f"the loss differs from step {bad_loss + 1} ({run.losses[bad_loss]:.6g} vs {losses[bad_loss]:.6g}) - "
-                 "the step or forward draws unseeded randomness (np.random.default_rng() with no seed, "
-                 "a generator seeded from time) or uses nondeterministic kernels")
+        where = (
+            f"the loss differs from step {bad_loss + 1} ({run.losses[bad_loss]:.6g} vs {losses[bad_loss]:.6g}) - "
+            "the step or forward draws unseeded randomness (np.random.default_rng() with no seed, "
+            "a generator seeded from time) or uses nondeterministic kernels"
+        )
     else:
-        where = (f"the parameters differ after {steps} steps ({name}, max diff {diff:.3g}) - unseeded randomness in the "
-                 "update, or nondeterministic kernels (torch.use_deterministic_algorithms(True) finds them)")
-    result.add("error", f"{NAME}: two runs with the same seed differ: {where}", location=session.location,
-               max_loss_diff=loss_diff, max_param_diff=diff, tensor=name)
+        where = (
+            f"the parameters differ after {steps} steps ({name}, max diff {diff:.3g}) - unseeded randomness in the "
+            "update, or nondeterministic kernels (torch.use_deterministic_algorithms(True) finds them)"
+        )
+    result.add(
+        "error",
+        f"{NAME}: two runs with the same seed differ: {where}",
+        location=session.location,
+        max_loss_diff=loss_diff,
+        max_param_diff=diff,
+        tensor=name,
+    )
     return result
 
 
@@ -89,7 +105,9 @@ def _first_difference(a: dict[str, Any], b: dict[str, Any], rtol: float, atol: f
     return first, worst
 
 
-def reproducibility(spec: TrainingSpec | str, *, settings: dict[str, Any] | None = None, device: str | None = None) -> CheckResult:
+def reproducibility(
+    spec: TrainingSpec | str, *, settings: dict[str, Any] | None = None, device: str | None = None
+) -> CheckResult:
     """Run this check alone on a spec."""
     from ci_checks.checks import run_checks
 

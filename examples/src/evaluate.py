@@ -1,4 +1,5 @@
 """Evaluate the trained model on the held-out split and write metrics."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,9 @@ def main() -> None:
         params = yaml.safe_load(fh)
     data = np.load(os.path.join(HERE, "data", "spirals.npz"))
     x, y = torch.from_numpy(data["x_test"]), torch.from_numpy(data["y_test"])
-    model = SpiralNet(hidden=params["train"]["hidden"], dropout=params["train"]["dropout"],
-                      classes=params["prepare"]["classes"])
+    model = SpiralNet(
+        hidden=params["train"]["hidden"], dropout=params["train"]["dropout"], classes=params["prepare"]["classes"]
+    )
     model.load_state_dict(torch.load(os.path.join(HERE, "models", "model.pt"), map_location="cpu")["model"])
     model.eval()
     with torch.no_grad():

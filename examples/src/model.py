@@ -1,4 +1,5 @@
 """The example's model: a small MLP classifier with BatchNorm and dropout."""
+
 from __future__ import annotations
 
 import torch

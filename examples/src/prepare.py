@@ -1,4 +1,5 @@
 """Make the dataset: interleaved 2-D spirals, one arm per class, split into train and test."""
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,13 @@ def main() -> None:
     x, y = spirals(params["n_samples"], params["classes"], params["noise"], params["seed"])
     split = int(0.8 * len(y))
     os.makedirs(os.path.join(HERE, "data"), exist_ok=True)
-    np.savez(os.path.join(HERE, "data", "spirals.npz"), x_train=x[:split], y_train=y[:split],
-             x_test=x[split:], y_test=y[split:])
+    np.savez(
+        os.path.join(HERE, "data", "spirals.npz"),
+        x_train=x[:split],
+        y_train=y[:split],
+        x_test=x[split:],
+        y_test=y[split:],
+    )
     print(f"wrote {split} train and {len(y) - split} test samples")
 
 

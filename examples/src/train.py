@@ -1,4 +1,5 @@
 """Train the spiral classifier; the training step and checkpoint code are shared with the ci-checks spec."""
+
 from __future__ import annotations
 
 import csv
@@ -19,8 +20,9 @@ def make_optimizer(params: Any, lr: float, weight_decay: float) -> torch.optim.O
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
 
-def train_step(model: torch.nn.Module, batch: Any, loss_fn: Callable[..., torch.Tensor],
-               optimizer: torch.optim.Optimizer) -> torch.Tensor:
+def train_step(
+    model: torch.nn.Module, batch: Any, loss_fn: Callable[..., torch.Tensor], optimizer: torch.optim.Optimizer
+) -> torch.Tensor:
     """One optimisation step on one batch; returns the loss."""
     x, y = batch
     model.train()
@@ -48,8 +50,11 @@ def main() -> None:
     torch.manual_seed(params["seed"])
     # `ci-checks rerun` picks the device and a folder for checkpoints, so an interrupted replay resumes.
     device = torch.device(os.environ.get("CI_CHECKS_DEVICE", "cpu"))
-    resume = os.path.join(os.environ["CI_CHECKS_CHECKPOINT_DIR"], "train.pt") if os.environ.get(
-        "CI_CHECKS_CHECKPOINT_DIR") else None
+    resume = (
+        os.path.join(os.environ["CI_CHECKS_CHECKPOINT_DIR"], "train.pt")
+        if os.environ.get("CI_CHECKS_CHECKPOINT_DIR")
+        else None
+    )
     data = np.load(os.path.join(HERE, "data", "spirals.npz"))
     x, y = torch.from_numpy(data["x_train"]).to(device), torch.from_numpy(data["y_train"]).to(device)
     model = SpiralNet(hidden=params["hidden"], dropout=params["dropout"]).to(device)
@@ -67,12 +72,21 @@ def main() -> None:
         print(f"resumed from {resume} after epoch {len(curve)}")
     for epoch in range(len(curve), params["epochs"]):
         order = torch.randperm(len(y), generator=gen)
-        losses = [float(train_step(model, (x[idx], y[idx]), loss_fn, optimizer))
-                  for idx in order.split(params["batch_size"])]
+        losses = [
+            float(train_step(model, (x[idx], y[idx]), loss_fn, optimizer)) for idx in order.split(params["batch_size"])
+        ]
         curve.append({"epoch": epoch, "loss": sum(losses) / len(losses)})
         if resume:
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "curve": curve,
-                        "generator": gen.get_state(), "rng": torch.get_rng_state()}, resume)
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "curve": curve,
+                    "generator": gen.get_state(),
+                    "rng": torch.get_rng_state(),
+                },
+                resume,
+            )
     model.eval()
     with torch.no_grad():
         train_acc = float((model(x).argmax(1) == y).float().mean())

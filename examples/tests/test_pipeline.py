@@ -1,4 +1,5 @@
 """The example project's own tests: the pipeline stages run and produce sane metrics; training passes ci-checks."""
+
 from __future__ import annotations
 
 import json
@@ -62,9 +63,19 @@ def test_dvc_repro_runs_the_pipeline_and_reports_metrics(project):
     dvc = [sys.executable, "-m", "dvc"]
     # Stages call `python`: the interpreter running the tests, with its torch.
     path = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
-    env = {**os.environ, "PATH": path, "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@example.com",
-           "GIT_COMMITTER_NAME": "ci", "GIT_COMMITTER_EMAIL": "ci@example.com"}
-    run = lambda *cmd: subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, check=True)  # noqa: E731
+    env = {
+        **os.environ,
+        "PATH": path,
+        "DVC_NO_ANALYTICS": "1",
+        "GIT_AUTHOR_NAME": "ci",
+        "GIT_AUTHOR_EMAIL": "ci@example.com",
+        "GIT_COMMITTER_NAME": "ci",
+        "GIT_COMMITTER_EMAIL": "ci@example.com",
+    }
+
+    def run(*cmd):
+        return subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, check=True)
+
     run("git", "init", "-q")
     run(*dvc, "init", "-q")
     run(*dvc, "repro")

@@ -1,4 +1,5 @@
 """batch-independence: in eval mode, sample 0's output does not depend on the other samples' inputs."""
+
 from __future__ import annotations
 
 import pytest
@@ -81,28 +82,43 @@ def time_major(**model_kw):
         "model_factory": lambda: TimeMajor(**model_kw),
         "batch": time_major_batch(),
         "batch_dim": 1,
-        "loss_fn": (lambda out, y: F.cross_entropy(out, y.reshape(-1))) if flat
-        else (lambda out, y: F.cross_entropy(out.reshape(-1, 3), y.reshape(-1))),
+        "loss_fn": (
+            (lambda out, y: F.cross_entropy(out, y.reshape(-1)))
+            if flat
+            else (lambda out, y: F.cross_entropy(out.reshape(-1, 3), y.reshape(-1)))
+        ),
     }
 
 
 def tokens(**model_kw):
-    return {"model_factory": lambda: TokenClassifier(**model_kw),
-            "batch": synthetic_batch((6,), batch_size=8, vocab_size=10, num_classes=3)}
+    return {
+        "model_factory": lambda: TokenClassifier(**model_kw),
+        "batch": synthetic_batch((6,), batch_size=8, vocab_size=10, num_classes=3),
+    }
 
 
 PASSING = [
     pytest.param(lambda: {}, "input gradient", id="mlp"),
-    pytest.param(lambda: {"model_factory": lambda: nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(),
-                                                                 nn.Linear(16, 3))},
-                 "input gradient", id="batchnorm-judged-in-eval-mode"),
+    pytest.param(
+        lambda: {
+            "model_factory": lambda: nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 3))
+        },
+        "input gradient",
+        id="batchnorm-judged-in-eval-mode",
+    ),
     pytest.param(tokens, "perturbing other samples", id="integer-token-inputs"),
     pytest.param(time_major, "input gradient", id="time-major-batch-dim-1"),
     pytest.param(lambda: time_major(flatten=True), "input gradient", id="time-major-flattened-output"),
-    pytest.param(lambda: {"model_factory": LogitsAndLoss, "loss_fn": lambda out, y: F.cross_entropy(out[0], y)},
-                 "input gradient", id="logits-loss-tuple"),
-    pytest.param(lambda: {"model_factory": DictOutput, "loss_fn": lambda out, y: F.cross_entropy(out["logits"], y)},
-                 "input gradient", id="dict-output"),
+    pytest.param(
+        lambda: {"model_factory": LogitsAndLoss, "loss_fn": lambda out, y: F.cross_entropy(out[0], y)},
+        "input gradient",
+        id="logits-loss-tuple",
+    ),
+    pytest.param(
+        lambda: {"model_factory": DictOutput, "loss_fn": lambda out, y: F.cross_entropy(out["logits"], y)},
+        "input gradient",
+        id="dict-output",
+    ),
 ]
 
 

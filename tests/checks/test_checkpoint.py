@@ -1,4 +1,5 @@
 """checkpoint: save, restore into fresh objects, continue; it must match the uninterrupted run."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -53,9 +54,14 @@ class Counter(nn.Module):
 PASSING = [
     pytest.param({}, id="default-torch-save"),
     pytest.param({"save_checkpoint": save_everything, "load_checkpoint": load_everything}, id="user-save-load"),
-    pytest.param({"save_checkpoint": save_model_only, "load_checkpoint": load_model_only,
-                  "optimizer_factory": lambda p: torch.optim.SGD(p, lr=0.1)},
-                 id="stateless-sgd-needs-no-optimizer-state"),
+    pytest.param(
+        {
+            "save_checkpoint": save_model_only,
+            "load_checkpoint": load_model_only,
+            "optimizer_factory": lambda p: torch.optim.SGD(p, lr=0.1),
+        },
+        id="stateless-sgd-needs-no-optimizer-state",
+    ),
     pytest.param({"model_factory": Counter}, id="buffer-in-state-dict"),
 ]
 
@@ -68,16 +74,31 @@ def test_passes(make_spec, overrides):
     assert result.figures["max_param_diff"] == 0.0
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    pytest.param({"save_checkpoint": save_model_only, "load_checkpoint": load_model_only},
-                 "optimizer state (momentum, Adam moments, step count)", id="adam-state-dropped"),
-    pytest.param({"save_checkpoint": save_model_only, "load_checkpoint": load_model_only,
-                  "optimizer_factory": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)},
-                 "optimizer state (momentum, Adam moments, step count)", id="momentum-dropped"),
-    pytest.param({"save_checkpoint": save_everything, "load_checkpoint": load_nothing},
-                 "the restored model differs from the saved one", id="model-not-loaded"),
-    pytest.param({"save_checkpoint": save_raises}, "save_checkpoint raised OSError: disk full", id="save-raises"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        pytest.param(
+            {"save_checkpoint": save_model_only, "load_checkpoint": load_model_only},
+            "optimizer state (momentum, Adam moments, step count)",
+            id="adam-state-dropped",
+        ),
+        pytest.param(
+            {
+                "save_checkpoint": save_model_only,
+                "load_checkpoint": load_model_only,
+                "optimizer_factory": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+            },
+            "optimizer state (momentum, Adam moments, step count)",
+            id="momentum-dropped",
+        ),
+        pytest.param(
+            {"save_checkpoint": save_everything, "load_checkpoint": load_nothing},
+            "the restored model differs from the saved one",
+            id="model-not-loaded",
+        ),
+        pytest.param({"save_checkpoint": save_raises}, "save_checkpoint raised OSError: disk full", id="save-raises"),
+    ],
+)
 def test_fails(make_spec, overrides, message):
     result = checkpoint(make_spec(**overrides))
     assert result.status == "fail"
@@ -117,11 +138,15 @@ def _step(*, zero_grad=True, rng=None):
     return train_step
 
 
-@pytest.mark.parametrize(("overrides", "culprit"), [
-    pytest.param(lambda: {"train_step": _step(rng=np.random.default_rng)}, "reproducibility",
-                 id="unseeded-randomness"),
-    pytest.param(lambda: {"train_step": _step(zero_grad=False)}, "parameter-updates", id="missing-zero-grad"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "culprit"),
+    [
+        pytest.param(
+            lambda: {"train_step": _step(rng=np.random.default_rng)}, "reproducibility", id="unseeded-randomness"
+        ),
+        pytest.param(lambda: {"train_step": _step(zero_grad=False)}, "parameter-updates", id="missing-zero-grad"),
+    ],
+)
 def test_other_bugs_are_not_blamed_on_the_checkpoint(make_spec, overrides, culprit):
     report = run_checks(make_spec(**overrides()), [culprit, "checkpoint"])
     culprit_result, checkpoint_result = report.checks

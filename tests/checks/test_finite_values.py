@@ -1,4 +1,5 @@
 """finite-values: no NaN/Inf anywhere in training; the first tensor where one appears is named."""
+
 from __future__ import annotations
 
 import pytest
@@ -56,10 +57,13 @@ def test_passes_with_gradient_clipping_at_a_high_lr(make_spec):
     assert finite_values(spec).status == "pass"
 
 
-@pytest.mark.parametrize(("overrides", "where"), [
-    pytest.param({"optimizer_factory": lambda p: torch.optim.SGD(p, lr=1e6)}, "model output", id="exploding-lr"),
-    pytest.param({"model_factory": SqrtOfNegative}, "model output", id="sqrt-of-negative"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "where"),
+    [
+        pytest.param({"optimizer_factory": lambda p: torch.optim.SGD(p, lr=1e6)}, "model output", id="exploding-lr"),
+        pytest.param({"model_factory": SqrtOfNegative}, "model output", id="sqrt-of-negative"),
+    ],
+)
 def test_fails_and_names_the_tensor(make_spec, overrides, where):
     result = finite_values(make_spec(**overrides))
     assert result.status == "fail"

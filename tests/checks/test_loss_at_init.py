@@ -1,4 +1,5 @@
 """loss-at-init: the fresh model's loss is plausible for the task, and no double softmax/sigmoid."""
+
 from __future__ import annotations
 
 import math
@@ -62,16 +63,29 @@ def scaled(factor: float):
 PASSING = [
     pytest.param({}, id="cross-entropy"),
     pytest.param({"loss_fn": nn.CrossEntropyLoss(label_smoothing=0.1)}, id="label-smoothing"),
-    pytest.param({"model_factory": LogitsAndLoss, "loss_fn": lambda out, y: F.cross_entropy(out[0], y) + 0.01 * out[1]},
-                 id="logits-loss-tuple"),
-    pytest.param({"model_factory": DictOutput, "loss_fn": lambda out, y: F.cross_entropy(out["logits"], y)},
-                 id="dict-output"),
-    pytest.param({"model_factory": lambda: nn.Sequential(nn.Linear(4, 3), nn.LogSoftmax(-1)), "loss_fn": nn.NLLLoss()},
-                 id="log-softmax-with-nll"),
-    pytest.param({"model_factory": lambda: nn.Linear(4, 1), "loss_fn": nn.BCEWithLogitsLoss(),
-                  "batch": (torch.randn(8, 4), torch.tensor([[0.0], [1.0]] * 4))}, id="binary-logits"),
-    pytest.param({"model_factory": GaussianHead, "loss_fn": gaussian_nll, "batch": synthetic_batch((4,), batch_size=8)},
-                 id="gaussian-nll-no-expectation"),
+    pytest.param(
+        {"model_factory": LogitsAndLoss, "loss_fn": lambda out, y: F.cross_entropy(out[0], y) + 0.01 * out[1]},
+        id="logits-loss-tuple",
+    ),
+    pytest.param(
+        {"model_factory": DictOutput, "loss_fn": lambda out, y: F.cross_entropy(out["logits"], y)}, id="dict-output"
+    ),
+    pytest.param(
+        {"model_factory": lambda: nn.Sequential(nn.Linear(4, 3), nn.LogSoftmax(-1)), "loss_fn": nn.NLLLoss()},
+        id="log-softmax-with-nll",
+    ),
+    pytest.param(
+        {
+            "model_factory": lambda: nn.Linear(4, 1),
+            "loss_fn": nn.BCEWithLogitsLoss(),
+            "batch": (torch.randn(8, 4), torch.tensor([[0.0], [1.0]] * 4)),
+        },
+        id="binary-logits",
+    ),
+    pytest.param(
+        {"model_factory": GaussianHead, "loss_fn": gaussian_nll, "batch": synthetic_batch((4,), batch_size=8)},
+        id="gaussian-nll-no-expectation",
+    ),
 ]
 
 
@@ -89,19 +103,34 @@ def test_expected_loss_is_log_num_classes(make_spec):
 
 
 FAILING = [
-    pytest.param({"loss_fn": lambda out, y: F.cross_entropy(out.softmax(-1), y)},
-                 "the loss equals cross_entropy(softmax(outputs)) - double softmax", id="double-softmax-in-loss"),
-    pytest.param({"model_factory": lambda: nn.Sequential(nn.Linear(4, 3), nn.Softmax(-1))},
-                 "the model outputs probabilities (rows sum to 1)", id="double-softmax-model-outputs-probabilities"),
-    pytest.param({"model_factory": lambda: nn.Sequential(nn.Linear(4, 1), nn.Sigmoid()),
-                  "loss_fn": nn.BCEWithLogitsLoss(),
-                  "batch": (torch.randn(8, 4), torch.tensor([[0.0], [1.0]] * 4))}, "double sigmoid",
-                 id="double-sigmoid"),
-    pytest.param({"model_factory": scaled(300.0)}, "output layer initialised with large weights",
-                 id="huge-init-logits"),
+    pytest.param(
+        {"loss_fn": lambda out, y: F.cross_entropy(out.softmax(-1), y)},
+        "the loss equals cross_entropy(softmax(outputs)) - double softmax",
+        id="double-softmax-in-loss",
+    ),
+    pytest.param(
+        {"model_factory": lambda: nn.Sequential(nn.Linear(4, 3), nn.Softmax(-1))},
+        "the model outputs probabilities (rows sum to 1)",
+        id="double-softmax-model-outputs-probabilities",
+    ),
+    pytest.param(
+        {
+            "model_factory": lambda: nn.Sequential(nn.Linear(4, 1), nn.Sigmoid()),
+            "loss_fn": nn.BCEWithLogitsLoss(),
+            "batch": (torch.randn(8, 4), torch.tensor([[0.0], [1.0]] * 4)),
+        },
+        "double sigmoid",
+        id="double-sigmoid",
+    ),
+    pytest.param(
+        {"model_factory": scaled(300.0)}, "output layer initialised with large weights", id="huge-init-logits"
+    ),
     pytest.param({"loss_fn": nn.CrossEntropyLoss(reduction="sum")}, "not averaged over the batch", id="sum-reduction"),
-    pytest.param({"loss_fn": lambda out, y: F.cross_entropy(out, y) / 0.0}, "non-finite before any update",
-                 id="non-finite-at-init"),
+    pytest.param(
+        {"loss_fn": lambda out, y: F.cross_entropy(out, y) / 0.0},
+        "non-finite before any update",
+        id="non-finite-at-init",
+    ),
 ]
 
 

@@ -1,4 +1,5 @@
 """memorization: the model fits one small batch within the budget; the figures say how fast."""
+
 from __future__ import annotations
 
 import pytest
@@ -50,18 +51,40 @@ def permuted_labels_step(model, batch, loss_fn, optimizer):
 
 PASSING = [
     pytest.param({}, "accuracy", id="classification"),
-    pytest.param({"model_factory": lambda: nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1)),
-                  "loss_fn": nn.MSELoss(), "batch": synthetic_batch((4,), batch_size=8)}, "R^2", id="regression"),
+    pytest.param(
+        {
+            "model_factory": lambda: nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1)),
+            "loss_fn": nn.MSELoss(),
+            "batch": synthetic_batch((4,), batch_size=8),
+        },
+        "R^2",
+        id="regression",
+    ),
     pytest.param({"loss_fn": nn.CrossEntropyLoss(label_smoothing=0.1)}, "accuracy", id="label-smoothing"),
-    pytest.param({"model_factory": lambda: nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 2)),
-                  "loss_fn": gaussian_nll, "batch": synthetic_batch((4,), batch_size=8)}, "loss",
-                 id="loss-goes-negative"),
+    pytest.param(
+        {
+            "model_factory": lambda: nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 2)),
+            "loss_fn": gaussian_nll,
+            "batch": synthetic_batch((4,), batch_size=8),
+        },
+        "loss",
+        id="loss-goes-negative",
+    ),
     pytest.param({"train_step": accumulating_step}, "accuracy", id="gradient-accumulation"),
-    pytest.param({"model_factory": LogitsAndLoss, "loss_fn": lambda out, y: F.cross_entropy(out[0], y) + 0.01 * out[1]},
-                 "accuracy", id="logits-loss-tuple"),
-    pytest.param({"model_factory": lambda: nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(),
-                                                         nn.Dropout(0.2), nn.Linear(16, 3))},
-                 "accuracy", id="batchnorm-dropout"),
+    pytest.param(
+        {"model_factory": LogitsAndLoss, "loss_fn": lambda out, y: F.cross_entropy(out[0], y) + 0.01 * out[1]},
+        "accuracy",
+        id="logits-loss-tuple",
+    ),
+    pytest.param(
+        {
+            "model_factory": lambda: nn.Sequential(
+                nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 3)
+            )
+        },
+        "accuracy",
+        id="batchnorm-dropout",
+    ),
 ]
 
 
@@ -79,8 +102,9 @@ def test_passes(make_spec, overrides, measure):
 FAILING = [
     pytest.param({"train_step": permuted_labels_step}, "targets that change between steps", id="labels-permuted"),
     pytest.param({"optimizer_factory": lambda p: torch.optim.SGD(p, lr=0.0)}, "likely learning rate 0", id="lr-zero"),
-    pytest.param({"optimizer_factory": lambda p: torch.optim.SGD(p, lr=1e6)}, "exploding learning rate",
-                 id="exploding-lr"),
+    pytest.param(
+        {"optimizer_factory": lambda p: torch.optim.SGD(p, lr=1e6)}, "exploding learning rate", id="exploding-lr"
+    ),
 ]
 
 

@@ -1,4 +1,5 @@
 """parameter-updates: every trainable tensor gets a gradient and moves in one step; declared-frozen ones do not."""
+
 from __future__ import annotations
 
 import pytest
@@ -95,11 +96,14 @@ PASSING = [
     pytest.param(lambda mlp, step: {"train_step": zero_grad_last_step(True)}, id="zero-grad-after-step"),
     pytest.param(lambda mlp, step: {"train_step": zero_grad_last_step(False)}, id="zero-grad-after-step-to-zeros"),
     pytest.param(lambda mlp, step: {"model_factory": PartlyFrozen, "frozen": ["emb"]}, id="declared-frozen-module"),
-    pytest.param(lambda mlp, step: {"model_factory": PartlyFrozen, "frozen": "emb.*"},
-                 id="declared-frozen-glob-string"),
     pytest.param(
-        lambda mlp, step: {"model_factory": lambda: nn.Sequential(mlp(), nn.Softmax(-1)),
-                           "loss_fn": lambda out, y: nn.functional.nll_loss(out.log(), y)},
+        lambda mlp, step: {"model_factory": PartlyFrozen, "frozen": "emb.*"}, id="declared-frozen-glob-string"
+    ),
+    pytest.param(
+        lambda mlp, step: {
+            "model_factory": lambda: nn.Sequential(mlp(), nn.Softmax(-1)),
+            "loss_fn": lambda out, y: nn.functional.nll_loss(out.log(), y),
+        },
         id="probabilities-with-nll",
     ),
 ]
@@ -120,24 +124,34 @@ def test_declared_frozen_layer_is_counted_not_flagged(make_spec):
 
 FAILING = [
     pytest.param(
-        lambda: {"model_factory": PartlyFrozen}, "emb.weight has requires_grad=False but is not declared frozen",
+        lambda: {"model_factory": PartlyFrozen},
+        "emb.weight has requires_grad=False but is not declared frozen",
         id="frozen-by-accident",
     ),
     pytest.param(
-        lambda: {"optimizer_factory": lambda p: torch.optim.SGD(p, lr=0.0)}, "its learning rate is 0", id="lr-zero",
+        lambda: {"optimizer_factory": lambda p: torch.optim.SGD(p, lr=0.0)},
+        "its learning rate is 0",
+        id="lr-zero",
     ),
     pytest.param(
         lambda: {"setup": _stale_setup, "model_factory": None, "optimizer_factory": None},
-        "the optimizer holds 2 parameter tensor(s) that are not in the model", id="stale-optimizer-params",
+        "the optimizer holds 2 parameter tensor(s) that are not in the model",
+        id="stale-optimizer-params",
     ),
     pytest.param(
-        lambda: {"model_factory": UnusedLayer}, "aux.weight received no gradient", id="layer-not-connected-to-loss",
+        lambda: {"model_factory": UnusedLayer},
+        "aux.weight received no gradient",
+        id="layer-not-connected-to-loss",
     ),
     pytest.param(
-        lambda: {"frozen": ["0"]}, "0.weight is declared frozen but changed", id="declared-frozen-but-trained",
+        lambda: {"frozen": ["0"]},
+        "0.weight is declared frozen but changed",
+        id="declared-frozen-but-trained",
     ),
     pytest.param(
-        lambda: {"train_step": detached_step}, "the loss is detached from the model", id="detached-loss",
+        lambda: {"train_step": detached_step},
+        "the loss is detached from the model",
+        id="detached-loss",
     ),
 ]
 
@@ -164,10 +178,13 @@ def test_findings_point_at_the_user_step(make_spec):
     assert location.line == manual_sgd_step.__code__.co_firstlineno
 
 
-@pytest.mark.parametrize("optimizer", [
-    pytest.param(lambda p: torch.optim.Adam(p, lr=0.05), id="adam"),
-    pytest.param(lambda p: torch.optim.SGD(p, lr=0.1), id="sgd"),
-])
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        pytest.param(lambda p: torch.optim.Adam(p, lr=0.05), id="adam"),
+        pytest.param(lambda p: torch.optim.SGD(p, lr=0.1), id="sgd"),
+    ],
+)
 def test_missing_zero_grad_is_reported_with_the_step(make_spec, make_step, optimizer):
     """Adam still memorizes with stale gradients, so the stale-gradient detector is what catches it."""
     result = parameter_updates(make_spec(train_step=make_step(zero_grad=False), optimizer_factory=optimizer))
@@ -179,8 +196,9 @@ def test_missing_zero_grad_is_reported_with_the_step(make_spec, make_step, optim
 
 
 def test_missing_zero_grad_is_reported_once_in_the_suite(make_spec, make_step):
-    report = run_checks(make_spec(train_step=make_step(zero_grad=False)),
-                        ["parameter-updates", "loss-decreases", "memorization"])
+    report = run_checks(
+        make_spec(train_step=make_step(zero_grad=False)), ["parameter-updates", "loss-decreases", "memorization"]
+    )
     flagged = [c.check for c in report.checks for f in c.findings if "zero_grad" in f.message]
     assert flagged == ["parameter-updates"]
 

@@ -1,4 +1,5 @@
 """reproducibility: two runs with the same seed give the same losses and parameters."""
+
 from __future__ import annotations
 
 import random
@@ -46,9 +47,10 @@ def unseeded_init_model() -> nn.Module:
 
 PASSING = [
     pytest.param({}, id="clean"),
-    pytest.param({"model_factory": lambda: nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.5),
-                                                         nn.Linear(16, 3))},
-                 id="dropout"),
+    pytest.param(
+        {"model_factory": lambda: nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3))},
+        id="dropout",
+    ),
     pytest.param({"train_step": global_generators_step}, id="global-generators-are-seeded"),
     pytest.param({"train_step": augmenting_step(lambda: np.random.default_rng(0))}, id="seeded-numpy-generator"),
 ]
@@ -62,11 +64,19 @@ def test_passes(make_spec, overrides):
     assert result.figures["max_param_diff"] == 0.0
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    pytest.param({"train_step": augmenting_step(np.random.default_rng)},
-                 "the loss differs from step 1", id="unseeded-generator-in-step"),
-    pytest.param({"model_factory": unseeded_init_model}, "differ at init (0.weight)", id="unseeded-generator-in-init"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        pytest.param(
+            {"train_step": augmenting_step(np.random.default_rng)},
+            "the loss differs from step 1",
+            id="unseeded-generator-in-step",
+        ),
+        pytest.param(
+            {"model_factory": unseeded_init_model}, "differ at init (0.weight)", id="unseeded-generator-in-init"
+        ),
+    ],
+)
 def test_fails(make_spec, overrides, message):
     result = reproducibility(make_spec(**overrides))
     assert result.status == "fail"

@@ -1,4 +1,5 @@
 """The suite: the hard cases pass every check, and each classic bug is caught by the check meant for it."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -157,24 +158,42 @@ def time_major_batch():
 
 HARD_CASES = [
     pytest.param(lambda: {"loss_fn": nn.CrossEntropyLoss(label_smoothing=0.1)}, id="label-smoothing"),
-    pytest.param(lambda: {"model_factory": lambda: nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 2)),
-                          "loss_fn": gaussian_nll, "batch": synthetic_batch((4,), batch_size=8)},
-                 id="loss-goes-negative"),
-    pytest.param(lambda: {"model_factory": Tokens, "batch": synthetic_batch((6,), batch_size=8, vocab_size=10,
-                                                                            num_classes=3)}, id="integer-tokens"),
+    pytest.param(
+        lambda: {
+            "model_factory": lambda: nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 2)),
+            "loss_fn": gaussian_nll,
+            "batch": synthetic_batch((4,), batch_size=8),
+        },
+        id="loss-goes-negative",
+    ),
+    pytest.param(
+        lambda: {"model_factory": Tokens, "batch": synthetic_batch((6,), batch_size=8, vocab_size=10, num_classes=3)},
+        id="integer-tokens",
+    ),
     pytest.param(lambda: {"model_factory": lambda: mlp(3, nn.BatchNorm1d(16))}, id="batchnorm-train-mode"),
-    pytest.param(lambda: {"model_factory": TimeMajor, "batch": time_major_batch(), "batch_dim": 1,
-                          "loss_fn": lambda out, y: F.cross_entropy(out.reshape(-1, 3), y.reshape(-1))},
-                 id="time-major-batch-dim-1"),
-    pytest.param(lambda: {"model_factory": LogitsAndLoss,
-                          "loss_fn": lambda out, y: F.cross_entropy(out[0], y) + 0.01 * out[1]},
-                 id="logits-loss-tuple"),
-    pytest.param(lambda: {"model_factory": DictOutput, "loss_fn": lambda out, y: F.cross_entropy(out["logits"], y)},
-                 id="dict-output"),
+    pytest.param(
+        lambda: {
+            "model_factory": TimeMajor,
+            "batch": time_major_batch(),
+            "batch_dim": 1,
+            "loss_fn": lambda out, y: F.cross_entropy(out.reshape(-1, 3), y.reshape(-1)),
+        },
+        id="time-major-batch-dim-1",
+    ),
+    pytest.param(
+        lambda: {"model_factory": LogitsAndLoss, "loss_fn": lambda out, y: F.cross_entropy(out[0], y) + 0.01 * out[1]},
+        id="logits-loss-tuple",
+    ),
+    pytest.param(
+        lambda: {"model_factory": DictOutput, "loss_fn": lambda out, y: F.cross_entropy(out["logits"], y)},
+        id="dict-output",
+    ),
     pytest.param(lambda: {"train_step": manual_step}, id="manual-update-ignores-optimizer"),
     pytest.param(lambda: {"model_factory": PartlyFrozen, "frozen": ["emb"]}, id="declared-frozen-layer"),
-    pytest.param(lambda: {"train_step": accumulating_step, "model_factory": lambda: mlp(3, nn.Dropout(0.1))},
-                 id="gradient-accumulation"),
+    pytest.param(
+        lambda: {"train_step": accumulating_step, "model_factory": lambda: mlp(3, nn.Dropout(0.1))},
+        id="gradient-accumulation",
+    ),
 ]
 
 
@@ -190,23 +209,38 @@ def test_hard_cases_raise_no_false_alarm(make_spec, overrides):
 BUGS = [
     pytest.param(lambda: {"train_step": user_step(zero_grad=False)}, "parameter-updates", id="missing-zero-grad"),
     pytest.param(lambda: {"train_step": user_step(detach=True)}, "parameter-updates", id="detached-loss"),
-    pytest.param(lambda: {"loss_fn": lambda out, y: F.cross_entropy(out.softmax(-1), y)}, "loss-at-init",
-                 id="double-softmax"),
+    pytest.param(
+        lambda: {"loss_fn": lambda out, y: F.cross_entropy(out.softmax(-1), y)}, "loss-at-init", id="double-softmax"
+    ),
     pytest.param(lambda: {"model_factory": PartlyFrozen}, "parameter-updates", id="frozen-by-accident"),
-    pytest.param(lambda: {"optimizer_factory": lambda p: torch.optim.Adam(p, lr=0.0)}, "parameter-updates",
-                 id="lr-zero"),
-    pytest.param(lambda: {"optimizer_factory": lambda p: torch.optim.SGD(p, lr=1e6)}, "finite-values",
-                 id="exploding-lr"),
+    pytest.param(
+        lambda: {"optimizer_factory": lambda p: torch.optim.Adam(p, lr=0.0)}, "parameter-updates", id="lr-zero"
+    ),
+    pytest.param(
+        lambda: {"optimizer_factory": lambda p: torch.optim.SGD(p, lr=1e6)}, "finite-values", id="exploding-lr"
+    ),
     pytest.param(lambda: {"model_factory": ReshapeMixer}, "batch-independence", id="reshape-mixes-samples"),
     pytest.param(lambda: {"train_step": user_step(permute=True)}, "memorization", id="labels-permuted-each-step"),
-    pytest.param(lambda: {"setup": stale_setup, "model_factory": None, "optimizer_factory": None}, "parameter-updates",
-                 id="stale-optimizer-params"),
-    pytest.param(lambda: {"train_step": user_step(noise=np.random.default_rng)}, "reproducibility",
-                 id="unseeded-randomness-in-step"),
-    pytest.param(lambda: {"save_checkpoint": save_model_only, "load_checkpoint": load_model_only}, "checkpoint",
-                 id="checkpoint-drops-adam-state"),
-    pytest.param(lambda: {"model_factory": lambda: mlp(3, nn.Dropout(0.2)), "train_step": user_step(mode="eval")},
-                 "train-mode", id="step-calls-eval"),
+    pytest.param(
+        lambda: {"setup": stale_setup, "model_factory": None, "optimizer_factory": None},
+        "parameter-updates",
+        id="stale-optimizer-params",
+    ),
+    pytest.param(
+        lambda: {"train_step": user_step(noise=np.random.default_rng)},
+        "reproducibility",
+        id="unseeded-randomness-in-step",
+    ),
+    pytest.param(
+        lambda: {"save_checkpoint": save_model_only, "load_checkpoint": load_model_only},
+        "checkpoint",
+        id="checkpoint-drops-adam-state",
+    ),
+    pytest.param(
+        lambda: {"model_factory": lambda: mlp(3, nn.Dropout(0.2)), "train_step": user_step(mode="eval")},
+        "train-mode",
+        id="step-calls-eval",
+    ),
     pytest.param(lambda: {"model_factory": PlainCounter}, "train-mode", id="plain-tensor-state"),
 ]
 

@@ -1,4 +1,5 @@
 """train-mode: the step trains in training mode, BatchNorm statistics move, state lives in registered buffers."""
+
 from __future__ import annotations
 
 import copy
@@ -78,12 +79,15 @@ PASSING = [
     pytest.param(lambda step: {}, id="mlp"),
     pytest.param(lambda step: {"model_factory": dropout_mlp, "train_step": step()}, id="dropout-user-step"),
     pytest.param(lambda step: {"model_factory": batchnorm_mlp}, id="batchnorm-updates"),
-    pytest.param(lambda step: {"model_factory": dropout_mlp, "train_step": step_with_validation_pass},
-                 id="eval-pass-then-train"),
+    pytest.param(
+        lambda step: {"model_factory": dropout_mlp, "train_step": step_with_validation_pass}, id="eval-pass-then-train"
+    ),
     pytest.param(lambda step: {"train_step": step(mode="eval")}, id="eval-is-harmless-without-dropout-or-batchnorm"),
     pytest.param(lambda step: {"model_factory": RegisteredCounter}, id="state-in-a-buffer"),
-    pytest.param(lambda step: {"model_factory": lambda: batchnorm_mlp(momentum=0.0), "frozen": ["1"]},
-                 id="declared-frozen-batchnorm"),
+    pytest.param(
+        lambda step: {"model_factory": lambda: batchnorm_mlp(momentum=0.0), "frozen": ["1"]},
+        id="declared-frozen-batchnorm",
+    ),
 ]
 
 
@@ -95,19 +99,39 @@ def test_passes(make_spec, make_step, overrides):
 
 
 FAILING = [
-    pytest.param(lambda step: {"model_factory": dropout_mlp, "train_step": step(mode="eval")},
-                 "error", "forward passes in the training step ran in eval mode", id="step-calls-eval"),
-    pytest.param(lambda step: {"model_factory": batchnorm_mlp, "train_step": step(mode="eval")},
-                 "error", "call model.train() in the step", id="step-calls-eval-batchnorm"),
-    pytest.param(lambda step: {"model_factory": PlainCounter},
-                 "error", "seen is a plain tensor attribute that training changes", id="plain-tensor-state"),
-    pytest.param(lambda step: {"train_step": trains_a_copy},
-                 "error", "never called the model it was given", id="trains-a-copy"),
-    pytest.param(lambda step: {"model_factory": PlainConstant},
-                 "warning", "scale is a plain tensor attribute: .to(device) does not move it",
-                 id="plain-tensor-constant"),
-    pytest.param(lambda step: {"model_factory": lambda: batchnorm_mlp(momentum=0.0)},
-                 "warning", "BatchNorm 1 did not update its running statistics", id="batchnorm-momentum-zero"),
+    pytest.param(
+        lambda step: {"model_factory": dropout_mlp, "train_step": step(mode="eval")},
+        "error",
+        "forward passes in the training step ran in eval mode",
+        id="step-calls-eval",
+    ),
+    pytest.param(
+        lambda step: {"model_factory": batchnorm_mlp, "train_step": step(mode="eval")},
+        "error",
+        "call model.train() in the step",
+        id="step-calls-eval-batchnorm",
+    ),
+    pytest.param(
+        lambda step: {"model_factory": PlainCounter},
+        "error",
+        "seen is a plain tensor attribute that training changes",
+        id="plain-tensor-state",
+    ),
+    pytest.param(
+        lambda step: {"train_step": trains_a_copy}, "error", "never called the model it was given", id="trains-a-copy"
+    ),
+    pytest.param(
+        lambda step: {"model_factory": PlainConstant},
+        "warning",
+        "scale is a plain tensor attribute: .to(device) does not move it",
+        id="plain-tensor-constant",
+    ),
+    pytest.param(
+        lambda step: {"model_factory": lambda: batchnorm_mlp(momentum=0.0)},
+        "warning",
+        "BatchNorm 1 did not update its running statistics",
+        id="batchnorm-momentum-zero",
+    ),
 ]
 
 
@@ -115,8 +139,9 @@ FAILING = [
 def test_flags(make_spec, make_step, overrides, severity, message):
     result = train_mode(make_spec(**overrides(make_step)))
     assert result.status == {"error": "fail", "warning": "warn"}[severity]
-    assert any(f.severity == severity and message in f.message for f in result.findings), \
-        [f.message for f in result.findings]
+    assert any(f.severity == severity and message in f.message for f in result.findings), [
+        f.message for f in result.findings
+    ]
 
 
 def test_eval_mode_finding_counts_the_forwards(make_spec, make_step):
