@@ -24,7 +24,7 @@ else:  # pragma: no cover
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-DOCS = ROOT / "docs" / "ci-integration.md"
+DOCS = ROOT / "README.md"
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "ci",
     "GIT_AUTHOR_EMAIL": "ci@example.com",

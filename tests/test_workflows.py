@@ -713,7 +713,7 @@ def test_runner_pre_job_hook_passes_shellcheck():
 # ---------------------------------------------------------------- the integration docs
 
 
-DOCS = ROOT / "docs" / "ci-integration.md"
+DOCS = ROOT / "README.md"
 
 
 def _docs_section(title: str) -> str:
@@ -727,7 +727,7 @@ def _docs_section(title: str) -> str:
 def test_docs_list_every_action_input_and_output(path):
     section, doc = _docs_section(f"actions/{path.parent.name}"), load(path)
     for name in [*(doc.get("inputs") or {}), *(doc.get("outputs") or {})]:
-        assert f"| `{name}` |" in section, f"docs/ci-integration.md: actions/{path.parent.name} lacks {name}"
+        assert f"| `{name}` |" in section, f"README.md: actions/{path.parent.name} lacks {name}"
 
 
 @pytest.mark.parametrize("path", [p for p in WORKFLOWS if "workflow_call" in triggers(load(p))], ids=lambda p: p.name)
@@ -735,7 +735,7 @@ def test_docs_list_every_workflow_input_secret_and_output(path):
     section, call = _docs_section(f".github/workflows/{path.name}"), triggers(load(path))["workflow_call"]
     for kind in ("inputs", "secrets", "outputs"):
         for name in call.get(kind) or {}:
-            assert f"| `{name}` |" in section, f"docs/ci-integration.md: {path.name} lacks {kind[:-1]} {name}"
+            assert f"| `{name}` |" in section, f"README.md: {path.name} lacks {kind[:-1]} {name}"
 
 
 def test_docs_copy_paste_workflow_is_valid(tmp_path):
