@@ -78,6 +78,7 @@ class Run:
     changes: dict[str, float] = field(default_factory=dict)  # max abs change per parameter in step 1
     root_modes: list[bool] = field(default_factory=list)
     forward_calls: list[int] = field(default_factory=list)
+    output_grad_steps: set[int] = field(default_factory=set)  # steps whose backward reached the model's output
     optimizer_ids: set[int] = field(default_factory=set)
     stale_optimizer_params: int = 0
     lr_by_param: dict[str, float | None] = field(default_factory=dict)
@@ -370,6 +371,7 @@ class Harness:
             f"{type(m).__name__} {n or 'model'}" for n, m in model.named_modules() if isinstance(m, MODE_DEPENDENT)
         ]
         state = _Observer(run, model, named)
+        has_dropout = any(isinstance(m, torch.nn.modules.dropout._DropoutNd) for m in model.modules())
         before = {n: p.detach().clone() for n, p in named.items()}
         bn_before = {
             n: m.running_mean.detach().clone()
@@ -407,8 +409,10 @@ class Harness:
                         if not bool(torch.isfinite(p).all()):
                             run.nonfinite = (step, f"parameter {n}")
                             break
-                fit = state.train_fit(self)
-                if self.task.kind != "other":
+                # Train-mode outputs judge the fit only without dropout: its noise can break a tie the model
+                # cannot (BatchNorm is why they are used at all: eval mode lags behind its running statistics).
+                fit = None if has_dropout else state.train_fit(self)
+                if self.task.kind != "other" and (step <= 20 or step % 3 == 0 or step == max_steps):
                     eval_fit = self.eval_fit(model)
                     if eval_fit is not None and (fit is None or eval_fit > fit):
                         fit = eval_fit
@@ -423,6 +427,12 @@ class Harness:
                     run.steps_to_memorize = step
                 if run.steps_to_memorize is not None and step >= min_steps:
                     run.stop_reason = "memorized"
+                    break
+                if step >= min_steps and not math.isfinite(loss):
+                    run.stop_reason = "non-finite loss"
+                    break
+                if step >= min_steps and run.changes and not any(run.changes.values()):
+                    run.stop_reason = "no parameter changes"
                     break
                 if time.perf_counter() - start > max_seconds and step >= min_steps:
                     run.stop_reason = "time budget"
@@ -536,6 +546,10 @@ class _Observer:
         if not self.active:
             return
         self.outputs.append(output)
+        step = self.step
+        for _, t in _tree.leaves(output):
+            if t.requires_grad:
+                t.register_hook(lambda grad, step=step: self.run.output_grad_steps.add(step))
         if self.run.nonfinite is None:
             for path, t in _tree.leaves(output):
                 if t.is_floating_point() and not bool(torch.isfinite(t.detach()).all()):

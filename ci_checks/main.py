@@ -57,7 +57,7 @@ def _add_spec_options(parser: argparse.ArgumentParser, *, suite: bool) -> None:
         metavar="PYPROJECT",
         help="pyproject.toml to read [tool.ci-checks] from " "(default: the nearest one above the working directory)",
     )
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
 
@@ -175,8 +175,9 @@ def _train_check(args: argparse.Namespace) -> int:
         import torch
     except ImportError:
         raise UserError("torch is not installed; install it (pip install 'ci-checks[torch]' or torch itself)") from None
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    # One thread by default: the checks' models are tiny, and on a shared 2-core runner a second thread made a
+    # GRU step 13x slower (benchmarks/training_bugs).
+    torch.set_num_threads(args.threads or 1)
     progress = _Progress(enabled=not args.quiet)
     try:
         report = run_checks(

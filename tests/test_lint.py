@@ -1,4 +1,5 @@
 """black and flake8 on the whole repository, with the settings .pre-commit-config.yaml uses."""
+
 from __future__ import annotations
 
 import pathlib

@@ -171,7 +171,7 @@ def test_set_overrides_a_setting(spec, capsys):
     argv = [
         "train-check",
         "--spec",
-        f"{spec}:lr_zero",
+        f"{spec}:good",
         "--checks",
         "memorization",
         "--format",
@@ -179,12 +179,12 @@ def test_set_overrides_a_setting(spec, capsys):
         "--set",
         "memorization.max-steps=12",
         "--set",
-        "memorization.target-relative=0.5",
+        "memorization.target-loss=-1",
     ]
     assert main(argv) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["subject"]["settings"]["memorization"]["max-steps"] == 12
-    assert doc["subject"]["settings"]["memorization"]["target-relative"] == 0.5
+    assert doc["subject"]["settings"]["memorization"]["target-loss"] == -1
     assert doc["checks"][0]["figures"]["steps_run"] == 12
 
 

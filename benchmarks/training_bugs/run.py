@@ -11,6 +11,7 @@ Each spec in specs/ is run three ways, one at a time (never in parallel: the fig
 
 Usage: python benchmarks/training_bugs/run.py [--only PATTERN] [--json FILE] [--threads N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,6 +55,9 @@ class Outcome:
     inproc_seconds: float = math.nan
     inproc_failing: list[str] = field(default_factory=list)
     training_steps: int | None = None
+    stop_reason: str = ""  # why the shared training run stopped: memorized | step budget | time budget | error
+    inproc_findings: list[str] = field(default_factory=list)
+    inproc_stop_reason: str = ""
     baseline_broken: bool | None = None
     baseline_reason: str = ""
     baseline_steps: int = 0
@@ -101,9 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path, outcome in zip(specs, outcomes):
         _run_inprocess(path, outcome)
         _run_baseline(path, outcome)
-        print(f"  warm {outcome.spec:34} {outcome.inproc_status:5} {outcome.inproc_seconds:6.2f}s  "
-              f"baseline {'broken' if outcome.baseline_broken else 'ok':6} {outcome.baseline_seconds:6.2f}s",
-              file=sys.stderr)
+        print(
+            f"  warm {outcome.spec:34} {outcome.inproc_status:5} {outcome.inproc_seconds:6.2f}s  "
+            f"baseline {'broken' if outcome.baseline_broken else 'ok':6} {outcome.baseline_seconds:6.2f}s",
+            file=sys.stderr,
+        )
 
     total = time.perf_counter() - start
     summary = _summary(outcomes, fixed, total, load_before, os.getloadavg(), args.threads)
@@ -111,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _print_summary(summary)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump({"summary": summary, "specs": [_jsonable(asdict(o)) for o in outcomes]}, fh, indent=2)
+            specs = [_jsonable({**asdict(o), "flagged": o.flagged, "correct": o.correct}) for o in outcomes]
+            json.dump({"summary": _jsonable(summary), "specs": specs}, fh, indent=2)
             fh.write("\n")
     return 0
 
@@ -150,8 +157,19 @@ def _cli() -> list[str]:
 
 def _run_cli(path: Path, outcome: Outcome, tmp: str, threads: int) -> None:
     out = os.path.join(tmp, f"{outcome.spec}.json")
-    cmd = [*_cli(), "train-check", "--spec", f"{path}:spec", "--threads", str(threads), "--quiet",
-           "--format", "json", "--output", out]
+    cmd = [
+        *_cli(),
+        "train-check",
+        "--spec",
+        f"{path}:spec",
+        "--threads",
+        str(threads),
+        "--quiet",
+        "--format",
+        "json",
+        "--output",
+        out,
+    ]
     t0 = time.perf_counter()
     # Run from an empty directory so no pyproject.toml [tool.ci-checks] table changes the settings under test.
     try:
@@ -171,6 +189,8 @@ def _run_cli(path: Path, outcome: Outcome, tmp: str, threads: int) -> None:
     outcome.cli_status = data["status"]
     outcome.training_steps = data.get("subject", {}).get("training_steps")
     for check in data["checks"]:
+        if check["check"] == "memorization":
+            outcome.stop_reason = str(check["figures"].get("stop_reason", ""))
         if check["status"] == "fail":
             outcome.failing.append(check["check"])
         elif check["status"] == "warn":
@@ -195,6 +215,12 @@ def _run_inprocess(path: Path, outcome: Outcome) -> None:
     outcome.inproc_seconds = time.perf_counter() - t0
     outcome.inproc_status = report.status
     outcome.inproc_failing = [c.check for c in report.checks if c.status == "fail"]
+    outcome.inproc_findings = [
+        f"{f.severity}: {f.message}" for c in report.checks for f in c.findings if f.severity in ("error", "warning")
+    ]
+    outcome.inproc_stop_reason = next(
+        (str(c.figures.get("stop_reason", "")) for c in report.checks if c.check == "memorization"), ""
+    )
 
 
 def _run_baseline(path: Path, outcome: Outcome) -> None:
@@ -285,8 +311,14 @@ def _rate(hits: int, total: int) -> str:
     return f"{hits}/{total} = {hits / total:.0%}" if total else "n/a"
 
 
-def _summary(outcomes: list[Outcome], fixed: dict[str, float], total: float,
-             load_before: tuple[float, float, float], load_after: tuple[float, float, float], threads: int) -> dict[str, Any]:
+def _summary(
+    outcomes: list[Outcome],
+    fixed: dict[str, float],
+    total: float,
+    load_before: tuple[float, float, float],
+    load_after: tuple[float, float, float],
+    threads: int,
+) -> dict[str, Any]:
     bugs = [o for o in outcomes if o.expected == "bug"]
     oks = [o for o in outcomes if o.expected == "ok"]
     cli = [o.cli_seconds for o in outcomes]
@@ -305,17 +337,19 @@ def _summary(outcomes: list[Outcome], fixed: dict[str, float], total: float,
             "warnings_on_correct": sum(o.cli_status == "warn" for o in oks),
             "fresh_process_seconds": {"median": statistics.median(cli), "max": max(cli), "sum": sum(cli)},
             "in_process_seconds": {"median": statistics.median(warm), "max": max(warm), "sum": sum(warm)},
-            "fresh_vs_warm_disagreements": [o.spec for o in outcomes
-                                            if (o.cli_status == "fail") != (o.inproc_status == "fail")],
+            "fresh_vs_warm_disagreements": [
+                o.spec for o in outcomes if (o.cli_status == "fail") != (o.inproc_status == "fail")
+            ],
         },
         "baseline": {
             "rule": f"broken unless the loss falls below {BASELINE_FRACTION:.0%} of its first value within the "
-                    "memorization step/time budget (or the step raises, or the loss goes non-finite)",
+            "memorization step/time budget (or the step raises, or the loss goes non-finite)",
             "detected": sum(bool(o.baseline_broken) for o in bugs),
             "false_alarms": sum(bool(o.baseline_broken) for o in oks),
             "in_process_seconds": {"median": statistics.median(base), "max": max(base), "sum": sum(base)},
         },
         "fixed_process_cost_seconds": fixed,
+        "code": _code_state(),
         "load_average_before": load_before,
         "load_average_after": load_after,
         "total_seconds": total,
@@ -323,8 +357,10 @@ def _summary(outcomes: list[Outcome], fixed: dict[str, float], total: float,
 
 
 def _print_table(outcomes: list[Outcome]) -> None:
-    head = (f"{'spec':34} {'expect':6} {'verdict':7} {'':11} {'fresh s':>7} {'warm s':>6} {'steps':>5}  "
-            f"{'baseline':8} {'b.steps':>7} {'b. s':>5}  failing checks")
+    head = (
+        f"{'spec':34} {'expect':6} {'verdict':7} {'':11} {'fresh s':>7} {'warm s':>6} {'steps':>5} {'stop':5}  "
+        f"{'baseline':8} {'b.steps':>7} {'b. s':>5}  failing checks"
+    )
     print(head)
     print("-" * (len(head) + 40))
     for o in outcomes:
@@ -339,20 +375,35 @@ def _print_table(outcomes: list[Outcome]) -> None:
         baseline = "broken" if o.baseline_broken else "ok"
         b_mark = "" if bool(o.baseline_broken) == (o.expected == "bug") else "*"
         steps = "" if o.training_steps is None else str(o.training_steps)
-        print(f"{o.spec:34} {o.expected:6} {o.cli_status:7} {mark:11} {o.cli_seconds:7.2f} {o.inproc_seconds:6.2f} "
-              f"{steps:>5}  {baseline + b_mark:8} {o.baseline_steps:7d} {o.baseline_seconds:5.2f}  {failing}")
-    print("(MISSED: a buggy spec passed; FALSE ALARM: a correct spec failed; (other chk): caught, but not by a check "
-          "its docstring names; baseline *: the baseline got it wrong)")
+        stop = {"memorized": "mem", "step budget": "steps", "time budget": "TIME", "error": "error"}.get(
+            o.stop_reason, ""
+        )
+        print(
+            f"{o.spec:34} {o.expected:6} {o.cli_status:7} {mark:11} {o.cli_seconds:7.2f} {o.inproc_seconds:6.2f} "
+            f"{steps:>5} {stop:5}  {baseline + b_mark:8} {o.baseline_steps:7d} {o.baseline_seconds:5.2f}  {failing}"
+        )
+    print(
+        "(MISSED: a buggy spec passed; FALSE ALARM: a correct spec failed; (other chk): caught, but not by a check "
+        "its docstring names; steps/stop: the fresh process's shared training run and why it stopped (mem: "
+        "memorized, steps: step budget, TIME: the memorization.max-seconds wall-clock budget); baseline *: the "
+        "baseline got it wrong)"
+    )
     print()
     for o in outcomes:
-        if o.correct and not (o.expected == "bug" and o.intended and not set(o.intended) & set(o.failing)):
+        disagree = (o.cli_status == "fail") != (o.inproc_status == "fail")
+        other = o.expected == "bug" and o.flagged and o.intended and not set(o.intended) & set(o.failing)
+        if o.correct and not other and not disagree:
             continue
-        print(f"{o.spec}: expected {o.expected}, should be caught by {', '.join(o.intended) or '-'}; "
-              f"ci-checks said {o.cli_status}")
+        wanted = f"should be caught by {', '.join(o.intended) or '-'}" if o.expected == "bug" else "correct code"
+        print(f"{o.spec}: {wanted}; fresh process said {o.cli_status} (training stopped: {o.stop_reason or '-'})")
         for f in o.findings:
             print(f"    {f}")
         if not o.findings and o.cli_error:
             print(f"    {o.cli_error}")
+        if disagree:
+            print(f"  warm process said {o.inproc_status} (training stopped: {o.inproc_stop_reason or '-'})")
+            for f in o.inproc_findings:
+                print(f"    {f}")
     print()
     print("baseline reasons:")
     for o in outcomes:
@@ -363,28 +414,56 @@ def _print_table(outcomes: list[Outcome]) -> None:
 def _print_summary(s: dict[str, Any]) -> None:
     c, b = s["ci_checks"], s["baseline"]
     fixed = s["fixed_process_cost_seconds"]
-    print(f"specs: {s['specs']} ({s['buggy']} buggy, {s['correct']} correct), torch threads {s['threads']}, "
-          "one run at a time")
+    print(
+        f"specs: {s['specs']} ({s['buggy']} buggy, {s['correct']} correct), torch threads {s['threads']}, "
+        "one run at a time"
+    )
     print(f"{'':34} {'ci-checks train-check':>24} {'overfit-one-batch baseline':>28}")
-    print(f"{'detection rate (buggy specs)':34} {_rate(c['detected'], s['buggy']):>24} {_rate(b['detected'], s['buggy']):>28}")
+    detected, b_detected = _rate(c["detected"], s["buggy"]), _rate(b["detected"], s["buggy"])
+    print(f"{'detection rate (buggy specs)':34} {detected:>24} {b_detected:>28}")
     print(f"{'  ... by the intended check':34} {_rate(c['detected_by_intended_check'], s['buggy']):>24} {'':>28}")
-    print(f"{'false-alarm rate (correct specs)':34} {_rate(c['false_alarms'], s['correct']):>24} "
-          f"{_rate(b['false_alarms'], s['correct']):>28}")
+    print(
+        f"{'false-alarm rate (correct specs)':34} {_rate(c['false_alarms'], s['correct']):>24} "
+        f"{_rate(b['false_alarms'], s['correct']):>28}"
+    )
     print(f"{'warnings on correct specs':34} {c['warnings_on_correct']:>24} {'':>28}")
     fp, ip, bp = c["fresh_process_seconds"], c["in_process_seconds"], b["in_process_seconds"]
     print(f"{'seconds/spec, fresh process':34} {'median %.2f, max %.2f' % (fp['median'], fp['max']):>24} {'':>28}")
-    print(f"{'seconds/spec, warm process':34} {'median %.2f, max %.2f' % (ip['median'], ip['max']):>24} "
-          f"{'median %.2f, max %.2f' % (bp['median'], bp['max']):>28}")
-    print(f"{'seconds, all specs':34} {'%.1f fresh, %.1f warm' % (fp['sum'], ip['sum']):>24} {'%.1f warm' % bp['sum']:>28}")
+    print(
+        f"{'seconds/spec, warm process':34} {'median %.2f, max %.2f' % (ip['median'], ip['max']):>24} "
+        f"{'median %.2f, max %.2f' % (bp['median'], bp['max']):>28}"
+    )
+    totals = f"{fp['sum']:.1f} fresh, {ip['sum']:.1f} warm"
+    print(f"{'seconds, all specs':34} {totals:>24} {'%.1f warm' % bp['sum']:>28}")
     print(f"baseline rule: {b['rule']}")
-    print(f"fixed cost of a fresh process (median of {FIXED_COST_REPEATS}): import torch {fixed['import_torch']:.2f}s, "
-          f"import torch + first optimizer {fixed['import_torch_first_optimizer']:.2f}s, "
-          f"ci-checks --help {fixed['ci_checks_help']:.2f}s")
+    print(
+        f"fixed cost of a fresh process (median of {FIXED_COST_REPEATS}): import torch {fixed['import_torch']:.2f}s, "
+        f"import torch + first optimizer {fixed['import_torch_first_optimizer']:.2f}s, "
+        f"ci-checks --help {fixed['ci_checks_help']:.2f}s"
+    )
     if c["fresh_vs_warm_disagreements"]:
         print(f"fresh-process and warm verdicts disagree on: {', '.join(c['fresh_vs_warm_disagreements'])}")
+    print(f"ci_checks code: {s['code']}")
     lb, la = s["load_average_before"], s["load_average_after"]
-    print(f"load average before {lb[0]:.2f}, after {la[0]:.2f} (timings are noisy if other work shared the cores); "
-          f"benchmark wall time {s['total_seconds']:.0f}s")
+    print(
+        f"load average before {lb[0]:.2f}, after {la[0]:.2f} (timings are noisy if other work shared the cores); "
+        f"benchmark wall time {s['total_seconds']:.0f}s"
+    )
+
+
+def _code_state() -> str:
+    """The commit the measured ci_checks comes from, and whether its working tree differs from it."""
+    root = HERE.parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "ci_checks"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return f"commit {head}" + (" + uncommitted changes in ci_checks/" if dirty else "")
 
 
 def _jsonable(value: Any) -> Any:
@@ -392,7 +471,7 @@ def _jsonable(value: Any) -> Any:
         return None
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     return value
 

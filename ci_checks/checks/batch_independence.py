@@ -33,8 +33,11 @@ def check(session: Session) -> CheckResult:
     batched = [(path, t) for path, t in _tree.leaves(h.inputs) if t.dim() > bd and t.shape[bd] == n]
     floats = [t for _, t in batched if t.is_floating_point()]
     ints = [t for _, t in batched if not t.is_floating_point()]
+    import torch
+
     with probe_mode(model, training=False):
-        base = _aligned(h, h.forward(model), n)
+        with torch.no_grad():
+            base = _aligned(h, h.forward(model), n)
         if base is None:
             result.skipped = True
             result.summary = "skipped: no prediction tensor with the batch axis (give prediction() or batch_dim)"

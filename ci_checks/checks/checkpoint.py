@@ -32,6 +32,10 @@ def check(session: Session) -> CheckResult:
         why = "gradients carry over between steps (missing zero_grad, see parameter-updates)"
     elif session.reproducible is False:
         why = "two runs with the same seed already differ (see reproducibility)"
+    elif run.mode_dependent and not all(run.root_modes):
+        why = "the step trains in eval mode while a restored model starts in training mode (see train-mode)"
+    elif any(run.plain_tensors.values()):
+        why = "the model keeps state in plain tensor attributes, outside its state_dict (see train-mode)"
     if why is not None:
         result.skipped = True
         result.summary = f"skipped: {why}, so no resumed run can match"

@@ -89,6 +89,15 @@ def check(session: Session) -> CheckResult:
             grad_norm=grad,
             lr=lr,
         )
+    if run.grad_norms and run.forward_calls and run.forward_calls[0] and 1 not in run.output_grad_steps:
+        problems += 1
+        result.add(
+            "error",
+            f"{NAME}: the loss does not depend on the model's output: in step 1 gradients reached the parameters "
+            "only through another term (a regulariser), none through the output - is the output .detach()ed, "
+            "or taken through .item()/.data/.numpy() before the loss?",
+            location=loc,
+        )
     if run.stale_grad is not None:
         problems += 1
         step, name = run.stale_grad

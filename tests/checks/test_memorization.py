@@ -100,23 +100,47 @@ def test_passes(make_spec, overrides, measure):
 
 
 FAILING = [
-    pytest.param({"train_step": permuted_labels_step}, "targets that change between steps", id="labels-permuted"),
-    pytest.param({"optimizer_factory": lambda p: torch.optim.SGD(p, lr=0.0)}, "likely learning rate 0", id="lr-zero"),
     pytest.param(
-        {"optimizer_factory": lambda p: torch.optim.SGD(p, lr=1e6)}, "exploding learning rate", id="exploding-lr"
+        {"train_step": permuted_labels_step},
+        "targets that change between steps",
+        60,
+        "step budget",
+        id="labels-permuted",
+    ),
+    # Runs that cannot learn stop early, once the other checks have the steps they need (10 by default).
+    pytest.param(
+        {"optimizer_factory": lambda p: torch.optim.SGD(p, lr=0.0)},
+        "likely learning rate 0",
+        10,
+        "no parameter changes",
+        id="lr-zero",
+    ),
+    pytest.param(
+        {"optimizer_factory": lambda p: torch.optim.SGD(p, lr=1e6)},
+        "exploding learning rate",
+        10,
+        "non-finite loss",
+        id="exploding-lr",
     ),
 ]
 
 
-@pytest.mark.parametrize(("overrides", "hint"), FAILING)
-def test_fails_within_the_budget(make_spec, overrides, hint):
+@pytest.mark.parametrize(("overrides", "hint", "steps", "stop"), FAILING)
+def test_fails_within_the_budget(make_spec, overrides, hint, steps, stop):
     result = memorization(make_spec(**overrides))
     assert result.status == "fail"
     (finding,) = result.findings
-    assert finding.message.startswith("memorization: did not memorize one batch in 60 steps")
+    assert finding.message.startswith(f"memorization: did not memorize one batch in {steps} steps")
     assert hint in finding.message
     assert result.figures["steps_to_memorize"] is None
-    assert result.figures["stop_reason"] == "step budget"
+    assert result.figures["stop_reason"] == stop
+
+
+def test_running_out_of_time_while_learning_is_inconclusive(make_spec):
+    result = memorization(make_spec(), settings={"max-seconds": 0.0, "target-loss": 1e-9})
+    assert result.status == "warn"
+    assert "inconclusive" in result.findings[0].message
+    assert result.figures["stop_reason"] == "time budget"
 
 
 def test_target_loss_setting(make_spec):

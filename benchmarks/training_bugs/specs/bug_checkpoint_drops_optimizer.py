@@ -2,6 +2,7 @@
 
 Resumed training restarts Adam's moments and step count. Should be caught by: checkpoint.
 """
+
 from __future__ import annotations
 
 import torch

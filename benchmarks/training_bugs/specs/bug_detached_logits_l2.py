@@ -4,12 +4,14 @@ Does not crash: the L2 regulariser still requires grad, so every parameter gets 
 Should be caught by: memorization (the batch is never fit), and ideally parameter-updates (gradients come only
 from a regulariser, not from the data term).
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
 L2 = 1e-4
+LOG: dict[str, float] = {}
 
 
 def spec() -> dict:
@@ -26,7 +28,7 @@ def spec() -> dict:
         optimizer.zero_grad()
         out = model(inputs)
         logits = out.detach()  # kept for the accuracy metric below
-        _acc = (logits.argmax(1) == targets).float().mean()
+        LOG["accuracy"] = float((logits.argmax(1) == targets).float().mean())
         penalty = sum(p.pow(2).sum() for p in model.parameters())
         loss = loss_fn(logits, targets) + L2 * penalty  # BUG: should be loss_fn(out, targets)
         loss.backward()

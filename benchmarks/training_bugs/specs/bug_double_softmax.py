@@ -2,6 +2,7 @@
 
 Should be caught by: loss-at-init (double softmax), and typically memorization (the loss has a floor, gradients vanish).
 """
+
 from __future__ import annotations
 
 import torch
@@ -15,8 +16,12 @@ def spec() -> dict:
 
     def model_factory() -> nn.Module:
         return nn.Sequential(
-            nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.Flatten(),
+            nn.Conv2d(1, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.Flatten(),
             nn.Linear(16 * 4 * 4, 4),
             nn.Softmax(dim=1),  # BUG: CrossEntropyLoss expects logits
         )

@@ -1,11 +1,15 @@
-"""Bug: the step logs batch accuracy with model.eval() and never switches back; it relies on the caller's model.train() (CNN with BatchNorm, dropout).
+"""Bug: the step logs batch accuracy in model.eval() and never switches back to training mode.
 
-From the second step on, BatchNorm uses running statistics and dropout is off. Should be caught by: train-mode.
+CNN with BatchNorm and dropout; the step relies on a model.train() its caller never makes. From the second step
+on, BatchNorm uses running statistics and dropout is off. Should be caught by: train-mode.
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+LOG: dict[str, float] = {}
 
 
 def spec() -> dict:
@@ -15,8 +19,13 @@ def spec() -> dict:
 
     def model_factory() -> nn.Module:
         return nn.Sequential(
-            nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Dropout(0.2), nn.Linear(8 * 4 * 4, 4),
+            nn.Conv2d(1, 8, 3, padding=1, bias=False),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Dropout(0.2),
+            nn.Linear(8 * 4 * 4, 4),
         )
 
     def train_step(model, batch, loss_fn, optimizer):
@@ -27,7 +36,7 @@ def spec() -> dict:
         optimizer.step()
         model.eval()  # ... and this is never undone
         with torch.no_grad():
-            _acc = (model(images).argmax(1) == labels).float().mean()
+            LOG["accuracy"] = float((model(images).argmax(1) == labels).float().mean())
         return loss.item()
 
     return {

@@ -2,6 +2,7 @@
 
 Should be caught by: finite-values, loss-decreases, memorization.
 """
+
 from __future__ import annotations
 
 import torch

@@ -2,6 +2,7 @@
 
 Should be caught by: parameter-updates (requires_grad=False on parameters not in 'frozen').
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,7 +1,8 @@
-"""Bug: the step shuffles the batch's inputs but not its labels, so the labels are permuted differently every step (MLP).
+"""Bug: the step shuffles the batch's inputs but not its labels: labels are permuted differently every step (MLP).
 
 Should be caught by: memorization (the loss falls a little, the batch is never fit).
 """
+
 from __future__ import annotations
 
 import torch

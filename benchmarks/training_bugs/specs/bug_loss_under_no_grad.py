@@ -1,7 +1,10 @@
-"""Bug: the forward pass of the step runs under torch.no_grad() (copied from the eval loop), so backward() raises (regression MLP).
+"""Bug: the step's forward pass runs under torch.no_grad() (copied from the eval loop), so backward() raises.
+
+Regression MLP.
 
 Should be caught by: parameter-updates (the training step raised; 'the loss is detached from the model').
 """
+
 from __future__ import annotations
 
 import torch

@@ -2,6 +2,7 @@
 
 Should be caught by: parameter-updates (learning rate 0), loss-decreases, memorization.
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,7 +1,8 @@
 """Bug: the step never calls optimizer.zero_grad(), so gradients accumulate across steps (MLP, SGD with momentum).
 
-Should be caught by: parameter-updates (stale gradient from the previous step, Run.stale_grad), else memorization.
+Should be caught by: parameter-updates (a gradient left from the previous step is added to), else memorization.
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,7 +1,9 @@
-"""Bug: a time-major GRU's output [seq, batch, hidden] is flattened with .reshape(batch, -1) instead of transposing first, mixing samples.
+"""Bug: a time-major GRU's output [seq, batch, hidden] is flattened with .reshape(batch, -1), mixing samples.
 
-Token-id classifier, batch-first inputs. Should be caught by: batch-independence.
+It needs out.transpose(0, 1).reshape(batch, -1). Token-id classifier, batch-first inputs.
+Should be caught by: batch-independence.
 """
+
 from __future__ import annotations
 
 import torch

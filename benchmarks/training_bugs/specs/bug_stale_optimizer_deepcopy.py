@@ -1,8 +1,9 @@
-"""Bug: setup() builds the optimizer over the model, then deep-copies the model (to keep a pristine 'init' copy) and returns the copy.
+"""Bug: setup() builds the optimizer, then deep-copies the model (meant: keep a pristine copy) and returns the copy.
 
 The returned model's parameters are not the optimizer's: nothing trains. Transformer over token ids.
 Should be caught by: parameter-updates (stale optimizer), loss-decreases, memorization.
 """
+
 from __future__ import annotations
 
 import copy

@@ -2,6 +2,7 @@
 
 The new head is not in the optimizer and never trains. Should be caught by: parameter-updates (stale optimizer).
 """
+
 from __future__ import annotations
 
 import torch

@@ -2,6 +2,7 @@
 
 state_dict and checkpoints lose them and .to(device) does not move them. Should be caught by: train-mode, checkpoint.
 """
+
 from __future__ import annotations
 
 import torch

@@ -2,6 +2,7 @@
 
 Seeding torch, random and numpy's global state does not reach it. Should be caught by: reproducibility.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,13 @@ def spec() -> dict:
 
     def model_factory() -> nn.Module:
         return nn.Sequential(
-            nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(16 * 4 * 4, 4),
+            nn.Conv2d(1, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(16 * 4 * 4, 4),
         )
 
     def train_step(model, batch, loss_fn, optimizer):

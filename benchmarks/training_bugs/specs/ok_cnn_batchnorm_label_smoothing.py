@@ -1,4 +1,5 @@
-"""Correct: small CNN on 1x8x8 images with BatchNorm (bias-free convs), label smoothing, SGD momentum and weight decay."""
+"""Correct: small CNN on 1x8x8 images with BatchNorm (bias-free convs), label smoothing, SGD momentum, weight decay."""
+
 from __future__ import annotations
 
 import torch
@@ -9,8 +10,13 @@ class SmallCNN(nn.Module):
     def __init__(self, classes: int = 4) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(8, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.Conv2d(1, 8, 3, padding=1, bias=False),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1, bias=False),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
         )
         self.head = nn.Linear(16 * 4 * 4, classes)
 

@@ -1,4 +1,5 @@
 """Correct: MLP with BatchNorm trained with gradient accumulation (4 micro-batch backward calls per optimizer step)."""
+
 from __future__ import annotations
 
 import torch

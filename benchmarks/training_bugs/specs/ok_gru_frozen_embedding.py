@@ -1,4 +1,5 @@
-"""Correct: GRU classifier over token ids with a pretrained embedding that is frozen on purpose (declared in 'frozen')."""
+"""Correct: GRU classifier over token ids with a pretrained embedding frozen on purpose (declared in 'frozen')."""
+
 from __future__ import annotations
 
 import torch

@@ -4,6 +4,7 @@ word_language_model's --tied variant returning (log_probs, (h, c)). Some next to
 their prefix (columns that start alike and continue differently), so no model can reach 100% next-token accuracy
 on this batch: the best possible is 123 of 128 (96.1%).
 """
+
 from __future__ import annotations
 
 import torch

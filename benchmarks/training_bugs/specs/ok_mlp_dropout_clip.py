@@ -1,4 +1,5 @@
 """Correct: MLP classifier with dropout, AdamW weight decay and gradient-norm clipping in the user's step."""
+
 from __future__ import annotations
 
 import torch
@@ -12,8 +13,12 @@ def spec() -> dict:
 
     def model_factory() -> nn.Module:
         return nn.Sequential(
-            nn.Linear(20, 64), nn.ReLU(), nn.Dropout(0.2),
-            nn.Linear(64, 64), nn.ReLU(), nn.Dropout(0.2),
+            nn.Linear(20, 64),
+            nn.ReLU(),
+            nn.Dropout(0.2),
+            nn.Linear(64, 64),
+            nn.ReLU(),
+            nn.Dropout(0.2),
             nn.Linear(64, 5),
         )
 

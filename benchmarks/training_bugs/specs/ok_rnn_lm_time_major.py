@@ -1,10 +1,13 @@
-"""Correct: time-major [seq, batch] GRU language model as in PyTorch's word_language_model (log_probs, hidden), batch_dim=1.
+"""Correct: time-major [seq, batch] GRU language model as in PyTorch's word_language_model, batch_dim=1.
+
+The model returns (log_probs, hidden) with log_probs flattened to [seq * batch, ntoken], as the example does.
 
 Like any language-model batch, some next tokens are not predictable from their prefix (two columns start with the
 same token and continue differently): at most 125 of the 128 targets (97.7%) can be predicted, whatever the model.
 The step follows the example: model.zero_grad(), clip_grad_norm_(0.25), plain SGD (lr 5 rather than the example's
 20, which is too high for a model this small).
 """
+
 from __future__ import annotations
 
 import torch
@@ -17,7 +20,9 @@ NTOKEN, SEQ, BATCH = 30, 8, 16
 class RNNModel(nn.Module):
     """Encoder, recurrent module and decoder, returning flattened log-probabilities and the hidden state."""
 
-    def __init__(self, ntoken: int = NTOKEN, ninp: int = 32, nhid: int = 64, nlayers: int = 2, dropout: float = 0.2) -> None:
+    def __init__(
+        self, ntoken: int = NTOKEN, ninp: int = 32, nhid: int = 64, nlayers: int = 2, dropout: float = 0.2
+    ) -> None:
         super().__init__()
         self.ntoken, self.nhid, self.nlayers = ntoken, nhid, nlayers
         self.drop = nn.Dropout(dropout)

@@ -2,6 +2,7 @@
 
 About 360 steps at lr 0.05, within the default memorization budget of 500 steps; no train_step (the kit's default).
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,8 @@
-"""Correct: tiny Transformer encoder classifier over padded token ids, key-padding mask, dropout, masked mean pooling, warmup-free AdamW."""
+"""Correct: tiny Transformer encoder classifier over padded token ids.
+
+Key-padding mask, dropout, masked mean pooling, AdamW with weight decay, gradient clipping.
+"""
+
 from __future__ import annotations
 
 import torch
