@@ -76,7 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", metavar="PATTERN", help="run only specs whose name matches (glob, or substring)")
     parser.add_argument("--json", metavar="FILE", help="also write every measurement to FILE (default: none)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads for every run (default: 2)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads for every run (default: 1, as train-check)"
+    )
     args = parser.parse_args(argv)
 
     specs = _discover(args.only)
