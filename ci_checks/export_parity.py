@@ -87,6 +87,21 @@ def _import_runtime() -> Any:
     return onnxruntime
 
 
+def serving_model(spec_ref: Any, weights: str | None) -> tuple[Harness, torch.nn.Module]:
+    """The spec's model as it would be served: built on CPU with the spec's seed, weights loaded, in eval mode."""
+    from ci_checks._harness import Harness
+    from ci_checks.checks import CHECKS
+    from ci_checks.spec import load_spec
+
+    spec = load_spec(spec_ref, check_names=CHECKS) if isinstance(spec_ref, str) else spec_ref
+    harness = Harness(spec, device="cpu")
+    model, _ = harness.build()
+    if weights:
+        load_weights(model, weights)
+    model.eval()
+    return harness, model
+
+
 def load_weights(model: torch.nn.Module, path: str) -> None:
     import torch
 
@@ -246,17 +261,11 @@ def export_parity(
     """Export, run in onnxruntime, compare on the batch, fresh inputs, other batch sizes and golden inputs."""
     import torch
 
-    from ci_checks._harness import Harness, probe_mode
-    from ci_checks.checks import CHECKS
-    from ci_checks.spec import load_spec
+    from ci_checks._harness import probe_mode
 
     ort = _import_runtime()
-    spec = load_spec(spec_ref, check_names=CHECKS) if isinstance(spec_ref, str) else spec_ref
-    harness = Harness(spec, device="cpu")
-    model, _ = harness.build()
-    if weights:
-        load_weights(model, weights)
-    model.eval()
+    harness, model = serving_model(spec_ref, weights)
+    spec = harness.spec
     names, example = _flat_inputs(harness.inputs)
     bd = spec.batch_dim
     report = Report(

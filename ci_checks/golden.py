@@ -104,17 +104,9 @@ def golden_check(
     import numpy as np
     import torch
 
-    from ci_checks._harness import Harness
-    from ci_checks.checks import CHECKS
-    from ci_checks.export_parity import _flat_inputs, _outputs, load_weights
-    from ci_checks.spec import load_spec
+    from ci_checks.export_parity import _flat_inputs, _outputs, serving_model
 
-    spec = load_spec(spec_ref, check_names=CHECKS) if isinstance(spec_ref, str) else spec_ref
-    harness = Harness(spec, device="cpu")
-    model, _ = harness.build()
-    if weights:
-        load_weights(model, weights)
-    model.eval()
+    harness, model = serving_model(spec_ref, weights)
     report = Report(
         "golden",
         subject={

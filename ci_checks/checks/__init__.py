@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ci_checks._report import CheckResult, Report
 
@@ -191,6 +191,32 @@ def run_checks(
         result.duration_s = time.perf_counter() - start
         report.checks.append(result)
     return report
+
+
+class StandaloneCheck(Protocol):
+    def __call__(
+        self, spec: TrainingSpec | str, *, settings: Mapping[str, Any] | None = None, device: str | None = None
+    ) -> CheckResult: ...
+
+
+class CheckMain(Protocol):
+    def __call__(self, argv: Sequence[str] | None = None) -> int: ...
+
+
+def standalone(name: str) -> tuple[StandaloneCheck, CheckMain]:
+    """A check module's public pair: a function that runs the check alone on a spec, and its `main(argv)`."""
+
+    def run_one(
+        spec: TrainingSpec | str, *, settings: Mapping[str, Any] | None = None, device: str | None = None
+    ) -> CheckResult:
+        return run_checks(spec, [name], settings={name: settings or {}}, device=device).checks[0]
+
+    def main(argv: Sequence[str] | None = None) -> int:
+        return check_main(name, argv)
+
+    run_one.__name__ = run_one.__qualname__ = name.replace("-", "_")
+    run_one.__doc__ = f"Run the {name} check alone on a spec (a TrainingSpec or 'file.py:func')."
+    return run_one, main
 
 
 def check_main(name: str, argv: Sequence[str] | None) -> int:

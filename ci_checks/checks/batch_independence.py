@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ci_checks._report import CheckResult
+from ci_checks.checks import standalone
 
 if TYPE_CHECKING:
     from ci_checks.checks import Session
-    from ci_checks.spec import TrainingSpec
 
 NAME = "batch-independence"
 HELP = "in eval mode, changing sample j's input does not change sample i's output (no mixing across the batch)"
@@ -160,20 +159,7 @@ def _perturbation_leak(h: Any, model: Any, n: int, base: Any) -> tuple[float, fl
     return leak, own
 
 
-def batch_independence(
-    spec: TrainingSpec | str, *, settings: dict[str, Any] | None = None, device: str | None = None
-) -> CheckResult:
-    """Run this check alone on a spec."""
-    from ci_checks.checks import run_checks
-
-    return run_checks(spec, [NAME], settings={NAME: settings or {}}, device=device).checks[0]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from ci_checks.checks import check_main
-
-    return check_main(NAME, argv)
-
+batch_independence, main = standalone(NAME)
 
 if __name__ == "__main__":
     raise SystemExit(main())

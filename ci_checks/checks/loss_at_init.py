@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ci_checks._report import CheckResult
+from ci_checks.checks import standalone
 
 if TYPE_CHECKING:
     from ci_checks.checks import Session
-    from ci_checks.spec import TrainingSpec
 
 NAME = "loss-at-init"
 HELP = "the loss of the fresh model is plausible (log(C) for a C-class classifier), no double softmax"
@@ -115,20 +114,7 @@ def _double_activation(session: Session, result: CheckResult) -> None:
         return
 
 
-def loss_at_init(
-    spec: TrainingSpec | str, *, settings: dict[str, Any] | None = None, device: str | None = None
-) -> CheckResult:
-    """Run this check alone on a spec."""
-    from ci_checks.checks import run_checks
-
-    return run_checks(spec, [NAME], settings={NAME: settings or {}}, device=device).checks[0]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from ci_checks.checks import check_main
-
-    return check_main(NAME, argv)
-
+loss_at_init, main = standalone(NAME)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ci_checks._report import CheckResult
+from ci_checks.checks import standalone
 
 if TYPE_CHECKING:
     from ci_checks.checks import Session
-    from ci_checks.spec import TrainingSpec
 
 NAME = "memorization"
 HELP = "the model can fit (memorize) one small batch within a step and time budget"
@@ -103,20 +102,7 @@ def _likely(losses: list[float], fits: list[float]) -> str:
     )
 
 
-def memorization(
-    spec: TrainingSpec | str, *, settings: dict[str, Any] | None = None, device: str | None = None
-) -> CheckResult:
-    """Run this check alone on a spec."""
-    from ci_checks.checks import run_checks
-
-    return run_checks(spec, [NAME], settings={NAME: settings or {}}, device=device).checks[0]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from ci_checks.checks import check_main
-
-    return check_main(NAME, argv)
-
+memorization, main = standalone(NAME)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ci_checks._report import CheckResult
+from ci_checks.checks import standalone
 
 if TYPE_CHECKING:
     from ci_checks.checks import Session
-    from ci_checks.spec import TrainingSpec
 
 NAME = "parameter-updates"
 HELP = "after one step, every trainable parameter has a gradient and changes; frozen ones do not"
@@ -134,20 +133,7 @@ def check(session: Session) -> CheckResult:
     return result
 
 
-def parameter_updates(
-    spec: TrainingSpec | str, *, settings: dict[str, Any] | None = None, device: str | None = None
-) -> CheckResult:
-    """Run this check alone on a spec."""
-    from ci_checks.checks import run_checks
-
-    return run_checks(spec, [NAME], settings={NAME: settings or {}}, device=device).checks[0]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from ci_checks.checks import check_main
-
-    return check_main(NAME, argv)
-
+parameter_updates, main = standalone(NAME)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ci_checks._report import CheckResult
+from ci_checks.checks import standalone
 
 if TYPE_CHECKING:
     from ci_checks.checks import Session
-    from ci_checks.spec import TrainingSpec
 
 NAME = "reproducibility"
 HELP = "two runs with the same seed give the same losses and parameters"
@@ -105,20 +104,7 @@ def _first_difference(a: dict[str, Any], b: dict[str, Any], rtol: float, atol: f
     return first, worst
 
 
-def reproducibility(
-    spec: TrainingSpec | str, *, settings: dict[str, Any] | None = None, device: str | None = None
-) -> CheckResult:
-    """Run this check alone on a spec."""
-    from ci_checks.checks import run_checks
-
-    return run_checks(spec, [NAME], settings={NAME: settings or {}}, device=device).checks[0]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from ci_checks.checks import check_main
-
-    return check_main(NAME, argv)
-
+reproducibility, main = standalone(NAME)
 
 if __name__ == "__main__":
     raise SystemExit(main())
