@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import redirect_stderr, redirect_stdout
 
-from ci_checks.compare import Policy, compare, decide
+from ci_checks.compare import Policy, compare, decide, policy_for
 
 MEAN = 0.90
 SIGMA = 0.005  # 0.5 accuracy points
@@ -66,11 +66,12 @@ def ratio(threshold: float, seeds: int | None = None) -> Rule:
 
 
 RULES: list[tuple[str, Rule, int, int]] = [  # name, rule, trials divisor (the bootstrap is slow), seeds per side
-    ("ci-checks welch, default rel-tol 0.01", ours(policy()), 1, SEEDS),
+    ("ci-checks welch, default policy", ours(policy_for("eval.json:accuracy", {})), 1, SEEDS),
+    ("ci-checks welch, rel-tol 0.01", ours(policy()), 1, SEEDS),
     ("ci-checks welch, abs-tol 0.001 (0.1 pt)", ours(policy(abs_tol=0.001, rel_tol=None)), 1, SEEDS),
     ("ci-checks welch, abs-tol 0.001, alpha 0.10", ours(policy(abs_tol=0.001, rel_tol=None, alpha=0.10)), 1, SEEDS),
     ("ci-checks bootstrap, abs-tol 0.001", ours(policy(abs_tol=0.001, rel_tol=None, test="bootstrap")), 4, SEEDS),
-    ("ci-checks, 1 seed/side, rel-tol 0.01", ours(policy(), seeds=1), 1, SEEDS),
+    ("ci-checks, 1 seed/side, default (rel-tol 0.01)", ours(policy_for("eval.json:accuracy", {}), seeds=1), 1, SEEDS),
     ("ci-checks, 1 seed/side, abs-tol 0.005", ours(policy(abs_tol=0.005, rel_tol=None), seeds=1), 1, SEEDS),
     ("ratio 0.5% on 5-seed means", ratio(0.005), 1, SEEDS),
     ("ratio 1% on 5-seed means", ratio(0.01), 1, SEEDS),
