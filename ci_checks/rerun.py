@@ -400,6 +400,10 @@ def _replay_one(
     )
     ws = os.path.join(path, repo.prefix) if resuming else _workspace(repo, project, sha, path, log)
     os.makedirs(workdir, exist_ok=True)
+    ignore = os.path.join(workdir, ".gitignore")
+    if not os.path.exists(ignore):  # keep workspaces and state out of the user's `git status`
+        with open(ignore, "w", encoding="utf-8") as fh:
+            fh.write("*\n")
     with open(state_file, "w", encoding="utf-8") as fh:
         json.dump({"sha": sha, "head": head, "status": "running"}, fh)
     try:
