@@ -52,7 +52,9 @@ def find_pyproject(start: str | None = None) -> str | None:
 
 def _closest(key: str, valid: list[str], kind: str = "keys") -> str:
     match = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
-    return f"did you mean '{match[0]}'?" if match else f"valid {kind}: {', '.join(sorted(valid))}"
+    if match:
+        return f"did you mean '{match[0]}'?"
+    return f"valid {kind}: {', '.join(sorted(valid))}" if valid else f"there are no {kind} configured"
 
 
 def load_config(path: str | None, *, defaults: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -109,6 +111,28 @@ def coerce_setting(check: str, key: str, value: Any, known: Mapping[str, Any], *
         hint = _closest(key, list(known)) if known else f"'{check}' takes no settings"
         raise UserError(f"{where}: unknown setting '{check}.{key}'; {hint}")
     default = known[key]
+    value = _typed(check, key, value, default, where)
+    low = _MINIMUM.get(key.rpartition("-")[2])
+    if low is not None and value is not None and value < low:
+        raise UserError(f"{where}: '{check}.{key}' must be at least {low}, got {value!r}")
+    return value
+
+
+# Lower bounds, by the setting's name or its last word: step counts need a step, tolerances can't be negative.
+_MINIMUM: dict[str, float] = {
+    "steps": 1,
+    "before": 1,
+    "after": 1,
+    "seconds": 0.0,
+    "rtol": 0.0,
+    "atol": 0.0,
+    "tolerance": 0.0,
+    "accuracy": 0.0,
+    "ratio": 1.0,
+}
+
+
+def _typed(check: str, key: str, value: Any, default: Any, where: str) -> Any:
     if value is None or default is None and isinstance(value, (int, float)) and not isinstance(value, bool):
         return value
     if isinstance(default, bool) or isinstance(value, bool):

@@ -156,7 +156,15 @@ class Harness:
 
     def __init__(self, spec: TrainingSpec, *, device: str | None = None, seed: int | None = None) -> None:
         self.spec = spec
-        self.device = torch.device(device or spec.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        wanted = device or spec.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            self.device = torch.device(wanted)
+        except (RuntimeError, TypeError):
+            raise UserError(f"device {wanted!r} is not a torch device; use cpu, cuda or cuda:N") from None
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise UserError(f"device {wanted!r} asked for, but torch sees no CUDA GPU here; use --device cpu")
+        if self.device.type not in ("cpu", "cuda", "mps", "xpu"):
+            raise UserError(f"device {wanted!r} cannot run training; use cpu or cuda")
         self.seed = spec.seed if seed is None else seed
         self.batch = _tree.map_tree(spec.batch, lambda t: t.to(self.device))
         self.inputs, self.targets = self.batch
@@ -243,6 +251,10 @@ class Harness:
         """Build once and run the kit's forward and loss: problems here are the spec's, reported as exit 2."""
         if self.init_loss is not None:
             return
+        if _tree.batch_size(self.inputs, self.spec.batch_dim) == 0:
+            raise UserError(
+                f"the spec's batch is empty (size 0 along batch_dim={self.spec.batch_dim}); give a few samples"
+            )
         model, _ = self.build()
         try:
             outputs = self.forward(model)
@@ -283,22 +295,21 @@ class Harness:
     def _detect_task(self, pred: torch.Tensor | None) -> Task:
         targets = self.targets
         wanted = self.spec.task
-        if pred is None or not isinstance(targets, torch.Tensor) or wanted == "other":
+        if pred is None or pred.dim() == 0 or not isinstance(targets, torch.Tensor) or wanted == "other":
             return Task("other")
-        if not targets.is_floating_point() and not targets.is_complex() and wanted != "regression":
+        if targets.is_complex() or targets.dtype == torch.bool:
+            return Task("other")
+        if not targets.is_floating_point() and wanted != "regression":
             for dim in dict.fromkeys((1 if pred.dim() > 1 else -1, pred.dim() - 1)):
                 c = int(pred.shape[dim])
                 if c > 1 and pred.numel() // c == targets.numel():
                     return Task("classification", self.spec.num_classes or c, dim)
-            if pred.numel() == targets.numel():
-                return Task("binary")
-            return Task("other")
-        if targets.is_floating_point() and pred.numel() == targets.numel():
+        if pred.numel() == targets.numel() and targets.numel() > 0:
             values = targets.unique()
             binary = values.numel() <= 2 and bool(((values == 0) | (values == 1)).all())
             if binary and wanted != "regression":
                 return Task("binary")
-            return Task("regression")
+            return Task("regression")  # float targets, or integer targets that are not class ids (counts, ratings)
         return Task("other")
 
     def fit(self, pred: torch.Tensor | None) -> float | None:
@@ -431,8 +442,8 @@ class Harness:
                 if step >= min_steps and not math.isfinite(loss):
                     run.stop_reason = "non-finite loss"
                     break
-                if step >= min_steps and run.changes and not any(run.changes.values()):
-                    run.stop_reason = "no parameter changes"
+                if step == min_steps and all(torch.equal(p, before[n]) for n, p in named.items()):
+                    run.stop_reason = "no parameter changes"  # nothing moved in min_steps steps: more will not help
                     break
                 if time.perf_counter() - start > max_seconds and step >= min_steps:
                     run.stop_reason = "time budget"

@@ -143,6 +143,13 @@ class Report:
                 f"{source}: results schema version {version!r} is newer than this ci-checks "
                 f"understands ({SCHEMA_VERSION}); upgrade ci-checks"
             )
+        checks = data.get("checks", [])
+        well_formed = isinstance(checks, list) and all(
+            isinstance(c, Mapping) and isinstance(c.get("check"), str) and isinstance(c.get("findings", []), list)
+            for c in checks
+        )
+        if not well_formed or not isinstance(data.get("subject", {}), Mapping):
+            raise UserError(f"{source}: malformed results document (checks must be a list of objects); regenerate it")
         report = cls(command=str(data.get("command", "")), subject=dict(data.get("subject", {})))
         report.created = str(data.get("created", report.created))
         for c in data.get("checks", []):
@@ -176,6 +183,10 @@ def load_report(path: str) -> Report:
             data = json.load(fh)
     except FileNotFoundError:
         raise UserError(f"{path}: results file not found; write it with --format json --output {path}") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder; pass the results JSON files in it (e.g. {path}/*.json)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot read it ({e}); pass a results JSON file") from None
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}); regenerate it") from None
     if not isinstance(data, dict):

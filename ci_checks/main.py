@@ -177,6 +177,8 @@ def _train_check(args: argparse.Namespace) -> int:
         raise UserError("torch is not installed; install it (pip install 'ci-checks[torch]' or torch itself)") from None
     # One thread by default: the checks' models are tiny, and on a shared 2-core runner a second thread made a
     # GRU step 13x slower (benchmarks/training_bugs).
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be at least 1, got {args.threads}")
     torch.set_num_threads(args.threads or 1)
     progress = _Progress(enabled=not args.quiet)
     try:
@@ -190,6 +192,7 @@ def _train_check(args: argparse.Namespace) -> int:
         )
     finally:
         progress.done()
+    report.command = args.command  # train-check, or the one check run as its own subcommand
     emit(report, fmt=fmt, output=output, stream=sys.stdout)
     return report.exit_code
 

@@ -82,9 +82,13 @@ def from_mapping(data: Mapping[str, Any], *, check_names: Sequence[str] = ()) ->
     kwargs = {k: v for k, v in data.items() if k in _FIELDS}
     settings: dict[str, dict[str, Any]] = {}
     for key, value in data.get("settings", {}).items() if isinstance(data.get("settings"), Mapping) else ():
+        if not isinstance(value, Mapping):
+            raise UserError(f"spec: settings['{key}'] must be a dict of that check's settings, got {value!r}")
         settings[key.replace("_", "-")] = dict(value)
     for name in check_names:
         for key in (name, name.replace("-", "_")):
+            if key in data and not isinstance(data[key], Mapping):
+                raise UserError(f"spec: '{key}' must be a dict of that check's settings, got {data[key]!r}")
             if isinstance(data.get(key), Mapping):
                 settings[name] = dict(data[key])
     return TrainingSpec(**kwargs, settings=settings)
@@ -110,6 +114,14 @@ def validate(spec: TrainingSpec, *, where: str) -> TrainingSpec:
         )
     if isinstance(spec.frozen, str):
         spec.frozen = (spec.frozen,)
+    if not isinstance(spec.frozen, (list, tuple)) or not all(isinstance(p, str) for p in spec.frozen):
+        raise UserError(f"{where}: 'frozen' must be a list of parameter names or glob patterns, got {spec.frozen!r}")
+    for name in ("seed", "num_classes"):
+        value = getattr(spec, name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise UserError(f"{where}: '{name}' must be an integer, got {value!r}")
+    if spec.device is not None and not isinstance(spec.device, str):
+        raise UserError(f"{where}: 'device' must be a string such as 'cpu' or 'cuda', got {spec.device!r}")
     if not isinstance(spec.batch_dim, int) or isinstance(spec.batch_dim, bool) or spec.batch_dim < 0:
         raise UserError(f"{where}: 'batch_dim' must be a non-negative int, got {spec.batch_dim!r}")
     if spec.task not in (None, "classification", "regression", "other"):

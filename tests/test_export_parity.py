@@ -152,3 +152,12 @@ def test_wrong_weights_exit_2(spec_file: str, tmp_path: Path, capsys: pytest.Cap
     torch.save({"other": torch.zeros(1)}, weights)
     assert main(["export-parity", "--spec", f"{spec_file}:plain", "--weights", str(weights)]) == 2
     assert "does not fit the spec's model" in capsys.readouterr().err
+
+
+def test_golden_inputs_the_model_rejects_exit_2(
+    spec_file: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    golden = tmp_path / "wrong.pt"
+    torch.save(torch.randn(4, 5), golden)
+    assert main(["export-parity", "--spec", f"{spec_file}:plain", "--inputs", str(golden)]) == 2
+    assert "the model rejects these golden inputs" in capsys.readouterr().err

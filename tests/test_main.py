@@ -77,6 +77,46 @@ def step_returns_vector():
     return {**good(), "train_step": train_step}
 
 
+def bad_seed():
+    return {**good(), "seed": "a"}
+
+
+def bad_frozen():
+    return {**good(), "frozen": [1, 2]}
+
+
+def bad_settings():
+    return {**good(), "memorization": 5}
+
+
+def no_cuda():
+    return {**good(), "device": "cuda"}
+
+
+def empty_batch():
+    x, y = good()["batch"]
+    return {**good(), "batch": (x[:0], y[:0])}
+
+
+def scalar_output():
+    class Mean(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l = nn.Linear(4, 1)
+
+        def forward(self, x):
+            return self.l(x).mean()
+
+    return {**good(), "model_factory": Mean, "loss_fn": lambda out, y: out**2}
+
+
+def count_regression():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(16, 4, generator=g), torch.randint(0, 100, (16,), generator=g)
+    return {**good(), "model_factory": lambda: nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1)),
+            "loss_fn": lambda out, t: nn.functional.mse_loss(out.squeeze(-1), t.float()) / 1000, "batch": (x, y)}
+
+
 NOT_A_FUNCTION = 3
 """
 
@@ -205,6 +245,8 @@ def test_set_overrides_a_setting(spec, capsys):
             "memorization.max-steps=lots", "'memorization.max-steps' must be an integer, got 'lots'", id="wrong-type"
         ),
         pytest.param("finite-values.x=1", "'finite-values' takes no settings", id="check-without-settings"),
+        pytest.param("reproducibility.steps=0", "'reproducibility.steps' must be at least 1", id="zero-steps"),
+        pytest.param("checkpoint.rtol=-1", "'checkpoint.rtol' must be at least 0", id="negative-tolerance"),
     ],
 )
 def test_bad_set_exits_2(spec, capsys, item, message):
@@ -217,9 +259,7 @@ def test_bad_set_exits_2(spec, capsys, item, message):
 BAD_INPUT = [
     pytest.param("missing.py:good", "missing.py: spec file not found", id="spec-file-missing"),
     pytest.param("{spec}", "names no function", id="no-colon"),
-    pytest.param(
-        "{spec}:nope", "has no function 'nope'; functions there: bad_shape, batch_not_a_pair", id="no-function"
-    ),
+    pytest.param("{spec}:nope", "has no function 'nope'; functions there: bad_frozen, bad_seed", id="no-function"),
     pytest.param("{spec}:NOT_A_FUNCTION", "'NOT_A_FUNCTION' is a int, not a function", id="not-a-function"),
     pytest.param(
         "{spec}:wrong_type", "must return a ci_checks.TrainingSpec or a dict, got list", id="wrong-return-type"
@@ -241,6 +281,11 @@ BAD_INPUT = [
     ),
     pytest.param("{spec}:step_returns_vector", "train_step returned a tensor of shape [8]", id="step-returns-vector"),
     pytest.param("no_such_package.specs:good", "no_such_package.specs: module not found", id="module-missing"),
+    pytest.param("{spec}:bad_seed", "'seed' must be an integer, got 'a'", id="seed-not-int"),
+    pytest.param("{spec}:bad_frozen", "'frozen' must be a list of parameter names", id="frozen-not-names"),
+    pytest.param("{spec}:bad_settings", "'memorization' must be a dict of that check's settings", id="settings"),
+    pytest.param("{spec}:no_cuda", "torch sees no CUDA GPU here", id="cuda-missing"),
+    pytest.param("{spec}:empty_batch", "the spec's batch is empty", id="empty-batch"),
 ]
 
 
@@ -402,3 +447,31 @@ def test_example_project_passes(monkeypatch, capsys):
             if os.fspath(REPO / "examples") in (getattr(sys.modules.get(name), "__file__", None) or ""):
                 del sys.modules[name]
     assert "9 passed, 0 warned, 0 failed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(["--device", "foo"], "device 'foo' is not a torch device", id="bad-device"),
+        pytest.param(["--threads", "-1"], "--threads must be at least 1", id="bad-threads"),
+    ],
+)
+def test_bad_options_exit_2(spec, capsys, argv, message):
+    assert main(["train-check", "--spec", f"{spec}:good", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_model_with_a_scalar_output_is_judged_by_its_loss(spec, capsys):
+    assert main(["train-check", "--spec", f"{spec}:scalar_output", "--checks", "loss-at-init,memorization"]) in (0, 1)
+    assert "internal error" not in capsys.readouterr().err
+
+
+def test_integer_count_targets_are_regression_not_binary(spec, capsys):
+    code = main(["train-check", "--spec", f"{spec}:count_regression", "--checks", "loss-at-init", "--format", "json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0 and doc["subject"]["task"] == "regression"
+
+
+def test_a_single_check_subcommand_names_itself(spec, capsys):
+    assert main(["memorization", "--spec", f"{spec}:good", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["command"] == "memorization"

@@ -184,3 +184,8 @@ def test_bad_results_files_exit_2_with_one_line(
 
 def test_allow_missing_skips_jobs_that_did_not_run(tmp_path: Path) -> None:
     assert main(["report", str(tmp_path / "none.json"), write(tmp_path, "t.json", train_doc()), "--allow-missing"]) == 0
+
+
+def test_a_folder_instead_of_a_results_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
