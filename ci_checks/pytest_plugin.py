@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from ci_checks._report import Report
+    from ci_checks.results import Report
     from ci_checks.spec import TrainingSpec
 
 MARKER = "train_check"
@@ -55,7 +55,7 @@ class TrainCheck:
             return spec
         if self.default_spec:
             return self.default_spec
-        from ci_checks import _config
+        from ci_checks import config as _config
 
         path = _config.find_pyproject()
         from ci_checks.checks import default_settings

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ci_checks._errors import UserError
-from ci_checks._report import Location
+from ci_checks.results import Location
 
 if TYPE_CHECKING:
     import torch

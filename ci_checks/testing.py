@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ci_checks._report import Report
+    from ci_checks.results import Report
     from ci_checks.spec import TrainingSpec
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ci_checks._config import find_pyproject, load_config, parse_value, validate_config
+from ci_checks.config import find_pyproject, load_config, parse_value, validate_config
 from ci_checks._errors import UserError
 from ci_checks.checks import default_settings
 from ci_checks.main import main

@@ -327,7 +327,7 @@ def _raise(exc: BaseException):
 
 
 def test_internal_error_exits_3(spec, capsys, monkeypatch):
-    monkeypatch.setattr("ci_checks._report.render_text", _raise(ZeroDivisionError("float division by zero")))
+    monkeypatch.setattr("ci_checks.render.render_text", _raise(ZeroDivisionError("float division by zero")))
     assert main(["train-check", "--spec", f"{spec}:good", "--checks", "loss-at-init"]) == 3
     err = capsys.readouterr().err
     assert err == (
@@ -337,7 +337,7 @@ def test_internal_error_exits_3(spec, capsys, monkeypatch):
 
 
 def test_internal_error_with_debug_shows_traceback(spec, capsys, monkeypatch):
-    monkeypatch.setattr("ci_checks._report.render_text", _raise(ZeroDivisionError("float division by zero")))
+    monkeypatch.setattr("ci_checks.render.render_text", _raise(ZeroDivisionError("float division by zero")))
     assert main(["train-check", "--debug", "--spec", f"{spec}:good", "--checks", "loss-at-init"]) == 3
     assert "Traceback (most recent call last)" in capsys.readouterr().err
 

@@ -204,7 +204,7 @@ def timing(n_metrics: int) -> None:
             f"median of 5 {median * 1000:.0f} ms"
         )
         out = os.path.join(tmp, "compare.json")
-        from ci_checks._report import render_json
+        from ci_checks.render import render_json
 
         with open(out, "w") as fh:
             fh.write(render_json(report))

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ci_checks._report import CheckResult
+from ci_checks.results import CheckResult
 from ci_checks.checks import standalone
 
 if TYPE_CHECKING:
-    from ci_checks.checks import Session
+    from ci_checks.engine.session import Session
 
 NAME = "batch-independence"
 HELP = "in eval mode, changing sample j's input does not change sample i's output (no mixing across the batch)"
 SETTINGS: dict[str, Any] = {"tolerance": 1e-5}
 
 
+def needs(settings: Mapping[str, Any]) -> None:
+    """Probes a fresh model in eval mode: no training."""
+    return None
+
+
 def check(session: Session) -> CheckResult:
-    from ci_checks import _tree
-    from ci_checks._harness import probe_mode
+    from ci_checks.engine import tree as _tree
+    from ci_checks.engine.harness import probe_mode
 
     h = session.harness
     result = CheckResult(NAME)
@@ -68,7 +74,7 @@ def check(session: Session) -> CheckResult:
 
 def _aligned(h: Any, outputs: Any, n: int) -> Any:
     """The prediction with its batch axis at batch_dim; un-flattens [T*N, ...] outputs of time-major models."""
-    from ci_checks import _tree
+    from ci_checks.engine import tree as _tree
 
     pred = h.prediction(outputs)
     bd = h.spec.batch_dim
@@ -96,7 +102,7 @@ def _prod(xs: list[int]) -> int:
 def _gradient_leak(h: Any, model: Any, n: int) -> tuple[float, float]:
     import torch
 
-    from ci_checks import _tree
+    from ci_checks.engine import tree as _tree
 
     bd = h.spec.batch_dim
     grads_of: list[torch.Tensor] = []
@@ -126,7 +132,7 @@ def _perturbation_leak(h: Any, model: Any, n: int, base: Any) -> tuple[float, fl
     """Replace whole samples (token ids included) and see whose outputs move."""
     import torch
 
-    from ci_checks import _tree
+    from ci_checks.engine import tree as _tree
 
     bd = h.spec.batch_dim
     gen = torch.Generator().manual_seed(1234)

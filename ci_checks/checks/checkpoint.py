@@ -2,34 +2,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ci_checks._report import CheckResult
+from ci_checks.results import CheckResult
 from ci_checks.checks import standalone
+from ci_checks.engine.session import RunNeeds
 
 if TYPE_CHECKING:
-    from ci_checks.checks import Session
+    from ci_checks.engine.session import Session
 
 NAME = "checkpoint"
 HELP = "train, save, restore into fresh objects, continue: matches the uninterrupted run"
 SETTINGS: dict[str, Any] = {"steps-before": 3, "steps-after": 2, "rtol": 1e-5, "atol": 1e-7}
 
 
+def needs(settings: Mapping[str, Any]) -> RunNeeds:
+    """A checkpoint after steps-before, and the state steps-after later to compare the resumed run with."""
+    before, after = int(settings["steps-before"]), int(settings["steps-after"])
+    return RunNeeds(min_steps=before + after, keep_states=(before + after,), checkpoint_step=before)
+
+
 def check(session: Session) -> CheckResult:
     import os
 
-    from ci_checks.checks.reproducibility import _close, _first_difference
+    from ci_checks.engine.states import close_numbers, first_difference
 
     result = CheckResult(NAME)
     if session.step_failed(result):
         return result
     h = session.harness
     run = session.main_run()
-    before, after = session.checkpoint_steps
+    before, after = int(session.opt(NAME, "steps-before")), int(session.opt(NAME, "steps-after"))
     why = None
     if run.stale_grad is not None:
         why = "gradients carry over between steps (missing zero_grad, see parameter-updates)"
-    elif session.reproducible is False:
+    elif session.facts.get("reproducible") is False:
         why = "two runs with the same seed already differ (see reproducibility)"
     elif run.mode_dependent and not all(run.root_modes):
         why = "the step trains in eval mode while a restored model starts in training mode (see train-mode)"
@@ -62,7 +70,7 @@ def check(session: Session) -> CheckResult:
     finally:
         if run.checkpoint_path and os.path.exists(run.checkpoint_path):
             os.remove(run.checkpoint_path)
-    name, diff = _first_difference(run.state_at[before], loaded, rtol, atol)
+    name, diff = first_difference(run.state_at[before], loaded, rtol, atol)
     if name is not None:
         result.add(
             "error",
@@ -74,13 +82,13 @@ def check(session: Session) -> CheckResult:
         result.summary = "restored model differs from the saved one"
         return result
     expected = run.losses[before : before + after]
-    name, diff = _first_difference(run.state_at[before + after], final, rtol, atol)
+    name, diff = first_difference(run.state_at[before + after], final, rtol, atol)
     loss_diff = max((abs(a - b) for a, b in zip(losses, expected)), default=0.0)
     result.figures.update(max_loss_diff=loss_diff, max_param_diff=diff)
     result.summary = (
         f"resumed after step {before}: max loss diff {loss_diff:.2g}, max parameter diff {diff:.2g} after {after} more"
     )
-    if name is not None or not all(_close(a, b, rtol, atol) for a, b in zip(losses, expected)):
+    if name is not None or not all(close_numbers(a, b, rtol, atol) for a, b in zip(losses, expected)):
         result.add(
             "error",
             f"{NAME}: training resumed from the checkpoint diverges from the uninterrupted run "

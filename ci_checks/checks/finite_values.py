@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ci_checks._report import CheckResult
+from ci_checks.results import CheckResult
 from ci_checks.checks import standalone
+from ci_checks.engine.session import RunNeeds
 
 if TYPE_CHECKING:
-    from ci_checks.checks import Session
+    from ci_checks.engine.session import Session
 
 NAME = "finite-values"
 HELP = "no NaN/Inf in outputs, loss, gradients or parameters during training"
 SETTINGS: dict[str, Any] = {}
+WINDOW = 10
+
+
+def needs(settings: Mapping[str, Any]) -> RunNeeds:
+    """Watches every step of the shared run; alone, the first WINDOW steps, where a bad init or learning rate shows."""
+    return RunNeeds(min_steps=WINDOW)
 
 
 def check(session: Session) -> CheckResult:

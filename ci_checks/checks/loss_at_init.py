@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ci_checks._report import CheckResult
+from ci_checks.results import CheckResult
 from ci_checks.checks import standalone
 
 if TYPE_CHECKING:
-    from ci_checks.checks import Session
+    from ci_checks.engine.session import Session
 
 NAME = "loss-at-init"
 HELP = "the loss of the fresh model is plausible (log(C) for a C-class classifier), no double softmax"
 SETTINGS: dict[str, Any] = {"expected-loss": None, "warn-ratio": 2.0, "fail-ratio": 4.0}
+
+
+def needs(settings: Mapping[str, Any]) -> None:
+    """Builds a fresh model and computes one loss: no training."""
+    return None
 
 
 def check(session: Session) -> CheckResult:

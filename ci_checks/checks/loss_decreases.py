@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ci_checks._report import CheckResult
+from ci_checks.results import CheckResult
 from ci_checks.checks import standalone
+from ci_checks.engine.session import RunNeeds
 
 if TYPE_CHECKING:
-    from ci_checks.checks import Session
+    from ci_checks.engine.session import Session
 
 NAME = "loss-decreases"
 HELP = "the loss is lower after the first few steps than at the start"
 SETTINGS: dict[str, Any] = {"steps": 10}
+
+
+def needs(settings: Mapping[str, Any]) -> RunNeeds:
+    """The window of first steps."""
+    return RunNeeds(min_steps=int(settings["steps"]))
 
 
 def check(session: Session) -> CheckResult:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ci_checks._report import CheckResult
 from ci_checks.checks import standalone
+from ci_checks.engine.session import RunNeeds
+from ci_checks.results import CheckResult
 
 if TYPE_CHECKING:
-    from ci_checks.checks import Session
+    from ci_checks.engine.harness import Harness
+    from ci_checks.engine.session import Session
 
 NAME = "memorization"
 HELP = "the model can fit (memorize) one small batch within a step and time budget"
@@ -21,6 +24,39 @@ SETTINGS: dict[str, Any] = {
     "target-loss": None,
     "target-relative": None,
 }
+
+
+def needs(settings: Mapping[str, Any]) -> RunNeeds:
+    """Train until the batch is memorized, within the step budget (the wall-clock limit is a safety cap)."""
+    # At least 10 steps before "nothing moves" or a non-finite loss ends the run: a warmup schedule may start at
+    # learning rate 0, and the other checks' windows fit in it.
+    return RunNeeds(
+        min_steps=min(10, int(settings["max-steps"])),
+        max_steps=int(settings["max-steps"]),
+        max_seconds=float(settings["max-seconds"]),
+        stop_when=lambda harness: criterion(harness, settings),
+    )
+
+
+def criterion(harness: Harness, mem: Mapping[str, Any]) -> Callable[[float, float | None], bool]:
+    """When is the batch memorized: an absolute or relative loss target if set, else the fit to the targets."""
+    init = harness.init_loss
+    assert init is not None
+    if mem.get("target-loss") is not None:
+        target = float(mem["target-loss"])
+        return lambda loss, fit: loss <= target
+    kind = harness.task.kind
+    if mem.get("target-relative") is None and kind in ("classification", "binary"):
+        acc = float(mem["target-accuracy"])
+        # Or a loss 20x below its start: a language-model batch has tokens no model can predict from their prefix,
+        # so its accuracy tops out below 1.0 while the loss still falls to near its floor.
+        return lambda loss, fit: (fit is not None and fit >= acc - 1e-9) or (init > 0 and loss <= 0.05 * init)
+    if mem.get("target-relative") is None and kind == "regression":
+        r2 = float(mem["target-r2"])
+        return lambda loss, fit: fit is not None and fit >= r2
+    rel = float(mem["target-relative"] if mem.get("target-relative") is not None else 0.05)
+    target = init - (1.0 - rel) * abs(init)
+    return lambda loss, fit: loss <= target
 
 
 def check(session: Session) -> CheckResult:

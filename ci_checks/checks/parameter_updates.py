@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ci_checks._report import CheckResult
+from ci_checks.results import CheckResult
 from ci_checks.checks import standalone
+from ci_checks.engine.session import RunNeeds
 
 if TYPE_CHECKING:
-    from ci_checks.checks import Session
+    from ci_checks.engine.session import Session
 
 NAME = "parameter-updates"
 HELP = "after one step, every trainable parameter has a gradient and changes; frozen ones do not"
 SETTINGS: dict[str, Any] = {}
 
 
+def needs(settings: Mapping[str, Any]) -> RunNeeds:
+    """Gradients and changes are recorded at step 1; a gradient left over from it (no zero_grad) shows at step 2."""
+    return RunNeeds(min_steps=2)
+
+
 def check(session: Session) -> CheckResult:
-    from ci_checks._harness import matches
+    from ci_checks.engine.harness import matches
 
     result = CheckResult(NAME)
     if session.step_failed(result):

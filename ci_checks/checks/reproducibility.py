@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ci_checks._report import CheckResult
+from ci_checks.results import CheckResult
 from ci_checks.checks import standalone
+from ci_checks.engine.session import RunNeeds
+from ci_checks.engine.states import close_numbers, detached_state, first_difference
 
 if TYPE_CHECKING:
-    from ci_checks.checks import Session
+    from ci_checks.engine.session import Session
 
 NAME = "reproducibility"
 HELP = "two runs with the same seed give the same losses and parameters"
 SETTINGS: dict[str, Any] = {"steps": 3, "rtol": 1e-5, "atol": 1e-7}
 
 
+def needs(settings: Mapping[str, Any]) -> RunNeeds:
+    """The first run's state after `steps`; the second run is the check's own."""
+    steps = int(settings["steps"])
+    return RunNeeds(min_steps=steps, keep_states=(steps,))
+
+
 def check(session: Session) -> CheckResult:
-    from ci_checks._harness import StepFailed
+    from ci_checks.engine.harness import StepFailed
 
     result = CheckResult(NAME)
     if session.step_failed(result):
@@ -38,14 +47,15 @@ def check(session: Session) -> CheckResult:
         )
         return result
     loss_diff = max((abs(a - b) for a, b in zip(losses, run.losses)), default=0.0)
-    name, diff = _first_difference(run.state_at[steps], _state(model), rtol, atol)
+    name, diff = first_difference(run.state_at[steps], detached_state(model), rtol, atol)
     result.figures.update(steps=steps, max_loss_diff=loss_diff, max_param_diff=diff)
     result.summary = f"{steps} steps twice: max loss diff {loss_diff:.2g}, max parameter diff {diff:.2g}"
-    bad_loss = next((i for i, (a, b) in enumerate(zip(losses, run.losses)) if not _close(a, b, rtol, atol)), None)
-    session.reproducible = name is None and bad_loss is None
-    if session.reproducible:
+    pairs = enumerate(zip(losses, run.losses))
+    bad_loss = next((i for i, (a, b) in pairs if not close_numbers(a, b, rtol, atol)), None)
+    session.facts["reproducible"] = name is None and bad_loss is None
+    if session.facts["reproducible"]:
         return result
-    init_name, _ = _first_difference(_state(h.build()[0]), _state(h.build()[0]), rtol, atol)
+    init_name, _ = first_difference(detached_state(h.build()[0]), detached_state(h.build()[0]), rtol, atol)
     if init_name is not None:
         where = (
             f"two models built with seed {h.seed} differ at init ({init_name}) - model_factory/setup draws "
@@ -72,36 +82,6 @@ def check(session: Session) -> CheckResult:
         tensor=name,
     )
     return result
-
-
-def _state(model: Any) -> dict[str, Any]:
-    return {k: v.detach() for k, v in model.state_dict().items()}
-
-
-def _close(a: float, b: float, rtol: float, atol: float) -> bool:
-    # NaN at the same step in both runs is a match, as equal_nan=True is for the parameters
-    return a == b or (a != a and b != b) or abs(a - b) <= atol + rtol * abs(b)
-
-
-def _first_difference(a: dict[str, Any], b: dict[str, Any], rtol: float, atol: float) -> tuple[str | None, float]:
-    """The first tensor that differs beyond tolerance, and the largest difference over all of them."""
-    import torch
-
-    first, worst = None, 0.0
-    for key, x in a.items():
-        y = b.get(key)
-        if y is None or y.shape != x.shape:
-            first = first or key
-            continue
-        if not x.is_floating_point():
-            if not torch.equal(x, y):
-                first = first or key
-            continue
-        d = float((x.float() - y.float()).abs().max()) if x.numel() else 0.0
-        worst = max(worst, d)
-        if not torch.allclose(x.float(), y.float(), rtol=rtol, atol=atol, equal_nan=True):
-            first = first or key
-    return first, worst
 
 
 reproducibility, main = standalone(NAME)

@@ -18,7 +18,7 @@ PROG = "ci-checks-validate-config"
 
 def validate(path: str) -> list[str]:
     """Problems with the [tool.ci-checks] table of one pyproject.toml; empty when it is valid."""
-    from ci_checks._config import load_config
+    from ci_checks.config import load_config
     from ci_checks.checks import default_settings
 
     try:

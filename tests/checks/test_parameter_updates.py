@@ -205,7 +205,7 @@ def test_missing_zero_grad_is_reported_once_in_the_suite(make_spec, make_step):
 
 def test_stale_gradient_detector_sees_missing_zero_grad(make_spec, make_step):
     """The harness half of the above: the observation is there, only the reporting is missing."""
-    from ci_checks._harness import Harness
+    from ci_checks.engine.harness import Harness
 
     assert Harness(make_spec(train_step=make_step(zero_grad=False))).run(max_steps=3).stale_grad is not None
     assert Harness(make_spec(train_step=accumulating_step)).run(max_steps=3).stale_grad is None

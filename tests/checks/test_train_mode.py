@@ -146,4 +146,4 @@ def test_flags(make_spec, make_step, overrides, severity, message):
 
 def test_eval_mode_finding_counts_the_forwards(make_spec, make_step):
     result = train_mode(make_spec(model_factory=dropout_mlp, train_step=make_step(mode="eval")))
-    assert result.figures["eval_forwards"] == result.figures["forwards"] >= 10
+    assert result.figures["eval_forwards"] == result.figures["forwards"] >= 2  # one per step, every step counted

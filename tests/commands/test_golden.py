@@ -11,7 +11,7 @@ import torch
 
 from ci_checks.main import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SPEC = f"{ROOT / 'examples' / 'ci_spec.py'}:training_spec"
 
 

@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ci_checks._errors import UserError
-from ci_checks._report import CheckResult, Report
+from ci_checks.commands import add_config_option, add_results_options, emit_results, project_config
+from ci_checks.results import CheckResult, Report
 
 HELP = "replay recorded training runs (git refs with DVC params/data) with the current code and compare outcomes"
 RUN_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -36,12 +37,12 @@ DEFAULTS: dict[str, Any] = {"runs": [], "timeout-minutes": 120, "workdir": ".ci-
 
 def validate_config(table: Mapping[str, Any], where: str) -> dict[str, Any]:
     """[tool.ci-checks.rerun]: runs = [{name, ref, command?, stages?, timeout-minutes?, metrics?}], defaults."""
-    from ci_checks._config import _closest
+    from ci_checks.config import closest
 
     out: dict[str, Any] = {}
     for key, value in table.items():
         if key not in DEFAULTS:
-            raise UserError(f"{where}: unknown key '{key}'; {_closest(key, list(DEFAULTS))}")
+            raise UserError(f"{where}: unknown key '{key}'; {closest(key, list(DEFAULTS))}")
         out[key] = value
     runs = out.get("runs", [])
     if not isinstance(runs, list):
@@ -52,7 +53,7 @@ def validate_config(table: Mapping[str, Any], where: str) -> dict[str, Any]:
             raise UserError(f"{where}.runs[{i}]: must be a table with at least name and ref")
         for key, value in run.items():
             if key not in RUN_KEYS:
-                raise UserError(f"{where}.runs[{i}]: unknown key '{key}'; {_closest(key, list(RUN_KEYS))}")
+                raise UserError(f"{where}.runs[{i}]: unknown key '{key}'; {closest(key, list(RUN_KEYS))}")
             if not isinstance(value, RUN_KEYS[key]) or isinstance(value, bool):
                 raise UserError(f"{where}.runs[{i}]: '{key}' has the wrong type ({value!r})")
         for key in ("name", "ref"):
@@ -95,21 +96,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(DVC skips finished stages; the pipeline finds its checkpoints in CI_CHECKS_CHECKPOINT_DIR)",
     )
     parser.add_argument("--keep", action="store_true", help="keep workspaces after the run (default: removed)")
-    parser.add_argument("--config", metavar="PYPROJECT", help="pyproject.toml (default: the nearest one)")
-    parser.add_argument(
-        "--format", choices=("text", "json", "github"), default="text", help="output format (default: text)"
-    )
-    parser.add_argument("--output", metavar="FILE", help="also write the JSON results to FILE")
+    add_config_option(parser)
+    add_results_options(parser)
     parser.add_argument("--quiet", action="store_true", help="do not stream the pipeline's output")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ci_checks import _config
-    from ci_checks._report import emit
-    from ci_checks.checks import default_settings
-
-    config_path = args.config or _config.find_pyproject()
-    config = _config.load_config(config_path, defaults=default_settings())
+    config, config_path = project_config(args)
     settings = {**DEFAULTS, **config.get("rerun", {})}
     runs = list(settings["runs"])
     if args.list:
@@ -121,10 +114,10 @@ def run(args: argparse.Namespace) -> int:
         known = {r["name"]: r for r in runs}
         for name in args.runs:
             if name not in known:
-                from ci_checks._config import _closest
+                from ci_checks.config import closest
 
                 raise UserError(
-                    f"no recorded run named {name!r} in [tool.ci-checks.rerun]; {_closest(name, list(known))}"
+                    f"no recorded run named {name!r} in [tool.ci-checks.rerun]; {closest(name, list(known))}"
                 )
         runs = [known[n] for n in args.runs]
     if not runs:
@@ -146,8 +139,7 @@ def run(args: argparse.Namespace) -> int:
         keep=args.keep,
         log=log,
     )
-    emit(report, fmt=args.format, output=args.output, stream=sys.stdout)
-    return report.exit_code
+    return emit_results(report, args, config)
 
 
 def default_device() -> str:
@@ -229,7 +221,7 @@ def replay(
 
 
 def _require_recorded_metrics(repo: Any, sha: str, spec: Mapping[str, Any]) -> None:
-    from ci_checks._metrics import GitTree, read_dvc_yaml
+    from ci_checks.compare.files import GitTree, read_dvc_yaml
 
     tree = GitTree(repo.toplevel, sha, repo.prefix, label=f"{spec['ref']} ({sha[:7]})")
     try:
@@ -252,7 +244,7 @@ def _require_recorded_metrics(repo: Any, sha: str, spec: Mapping[str, Any]) -> N
 
 def _workspace(repo: Any, project: str, sha: str, path: str, log: Callable[[str], None]) -> str:
     """A worktree of HEAD plus the working tree's changes, then the ref's params, lock and .dvc files."""
-    from ci_checks._metrics import GitTree, read_dvc_yaml
+    from ci_checks.compare.files import GitTree, read_dvc_yaml
 
     if os.path.exists(path):
         _remove_workspace(repo, path)

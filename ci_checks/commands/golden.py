@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Mapping
 from typing import Any
 
 from ci_checks._errors import UserError
-from ci_checks._report import CheckResult, Report
+from ci_checks.commands import add_config_option, add_results_options, add_spec_option, emit_results
+from ci_checks.commands import project_config, spec_ref
+from ci_checks.results import CheckResult, Report
 
 HELP = "compare the model's outputs on committed golden inputs with the recorded ones (--update records them)"
 DEFAULTS: dict[str, Any] = {"dir": "golden", "weights": None, "atol": 1e-4, "rtol": 1e-3, "suites": {}}
@@ -17,12 +18,12 @@ DEFAULTS: dict[str, Any] = {"dir": "golden", "weights": None, "atol": 1e-4, "rto
 
 def validate_config(table: Mapping[str, Any], where: str) -> dict[str, Any]:
     """[tool.ci-checks.golden]: dir, weights, atol, rtol, and suites = {name = "inputs.pt"}."""
-    from ci_checks._config import _closest
+    from ci_checks.config import closest
 
     out: dict[str, Any] = {}
     for key, value in table.items():
         if key not in DEFAULTS:
-            raise UserError(f"{where}: unknown key '{key}'; {_closest(key, list(DEFAULTS))}")
+            raise UserError(f"{where}: unknown key '{key}'; {closest(key, list(DEFAULTS))}")
         if key in ("atol", "rtol") and (not isinstance(value, (int, float)) or isinstance(value, bool)):
             raise UserError(f"{where}: '{key}' must be a number, got {value!r}")
         if key in ("dir", "weights") and not isinstance(value, str):
@@ -34,7 +35,7 @@ def validate_config(table: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--spec", help="the training spec, FILE.py:FUNCTION (default: [tool.ci-checks] spec)")
+    add_spec_option(parser)
     parser.add_argument(
         "--weights",
         metavar="FILE",
@@ -53,22 +54,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--update", action="store_true", help="record the current outputs instead of comparing")
     parser.add_argument("--atol", type=float, help="absolute tolerance (default: 1e-4)")
     parser.add_argument("--rtol", type=float, help="relative tolerance (default: 1e-3)")
-    parser.add_argument(
-        "--format", choices=("text", "json", "github"), default="text", help="output format (default: text)"
-    )
-    parser.add_argument("--output", metavar="FILE", help="also write the JSON results to FILE")
+    add_results_options(parser)
+    add_config_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ci_checks import _config
-    from ci_checks._report import emit
-    from ci_checks.checks import default_settings
-
-    config = _config.load_config(_config.find_pyproject(), defaults=default_settings())
+    config, path = project_config(args)
     golden = {**DEFAULTS, **config.get("golden", {})}
-    spec = args.spec or config.get("spec")
-    if not spec:
-        raise UserError("no training spec: pass --spec FILE.py:FUNCTION or set spec under [tool.ci-checks]")
+    spec = spec_ref(args, config, path)
     suites = dict(golden["suites"])
     for item in args.suite:
         name, eq, path = item.partition("=")
@@ -86,8 +79,7 @@ def run(args: argparse.Namespace) -> int:
         atol=args.atol if args.atol is not None else float(golden["atol"]),
         rtol=args.rtol if args.rtol is not None else float(golden["rtol"]),
     )
-    emit(report, fmt=args.format, output=args.output, stream=sys.stdout)
-    return report.exit_code
+    return emit_results(report, args, config)
 
 
 def golden_check(
@@ -104,7 +96,8 @@ def golden_check(
     import numpy as np
     import torch
 
-    from ci_checks.export_parity import _flat_inputs, _outputs, serving_model
+    from ci_checks.commands.export_parity import serving_model
+    from ci_checks.engine.tree import flat_inputs, output_tensors
 
     harness, model = serving_model(spec_ref, weights)
     report = Report(
@@ -128,7 +121,7 @@ def golden_check(
             ) from None
         except Exception as e:
             raise UserError(f"{inputs_path}: cannot load golden inputs ({type(e).__name__}: {e})") from None
-        names, xs = _flat_inputs(loaded)
+        names, xs = flat_inputs(loaded, command="golden")
         inputs: Any = (
             dict(zip(names, xs))
             if isinstance(loaded, dict)
@@ -136,7 +129,7 @@ def golden_check(
         )
         try:
             with torch.no_grad():
-                outputs = [t.float().numpy() for t in _outputs(harness.forward(model, inputs))]
+                outputs = [t.float().numpy() for t in output_tensors(harness.forward(model, inputs))]
         except Exception as e:
             raise UserError(
                 f"{inputs_path}: the model rejects suite '{name}' ({type(e).__name__}: "

@@ -9,7 +9,6 @@ from __future__ import annotations
 import fnmatch
 import math
 import os
-import random
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +18,9 @@ from typing import Any
 
 import torch
 
-from ci_checks import _tree
+from ci_checks.engine import tree as _tree
+from ci_checks.engine.observer import Observer, plain_tensors
+from ci_checks.engine.seeding import rng_state, seed_everything, set_rng_state
 from ci_checks._errors import UserError
 from ci_checks.spec import TrainingSpec, location_of
 
@@ -95,42 +96,6 @@ class Run:
 
 def _clone_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def _rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state(), "random": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    try:
-        import numpy as np
-
-        state["numpy"] = np.random.get_state()
-    except ImportError:  # pragma: no cover - numpy ships with the torch extra
-        pass
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["random"])
-    if "cuda" in state:
-        torch.cuda.set_rng_state_all(state["cuda"])
-    if "numpy" in state:
-        import numpy as np
-
-        np.random.set_state(state["numpy"])
-
-
-def seed_everything(seed: int) -> None:
-    """Seed torch, random and numpy's global generator, as Lightning's seed_everything does."""
-    random.seed(seed)
-    torch.manual_seed(seed)
-    try:
-        import numpy as np
-
-        np.random.seed(seed % 2**32)
-    except ImportError:  # pragma: no cover
-        pass
 
 
 @contextmanager
@@ -381,7 +346,7 @@ class Harness:
         run.mode_dependent = [
             f"{type(m).__name__} {n or 'model'}" for n, m in model.named_modules() if isinstance(m, MODE_DEPENDENT)
         ]
-        state = _Observer(run, model, named)
+        state = Observer(run, model, named)
         has_dropout = any(isinstance(m, torch.nn.modules.dropout._DropoutNd) for m in model.modules())
         before = {n: p.detach().clone() for n, p in named.items()}
         bn_before = {
@@ -389,7 +354,7 @@ class Harness:
             for n, m in model.named_modules()
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None
         }
-        plain_before = {k: v.detach().clone() for k, v in _plain_tensors(model)}
+        plain_before = {k: v.detach().clone() for k, v in plain_tensors(model)}
         start = time.perf_counter()
         try:
             for step in range(1, max_steps + 1):
@@ -455,7 +420,7 @@ class Harness:
         run.seconds = time.perf_counter() - start
         run.plain_tensors = {
             k: not (v.shape == plain_before[k].shape and torch.equal(v, plain_before[k]))
-            for k, v in _plain_tensors(model)
+            for k, v in plain_tensors(model)
             if k in plain_before
         }
         self._runs[key] = run
@@ -466,7 +431,7 @@ class Harness:
         os.close(fd)
         run.checkpoint_path = path
         run.state_at[step] = _clone_state(model)
-        run.rng_at[step] = _rng_state()
+        run.rng_at[step] = rng_state()
         try:
             if self.spec.save_checkpoint is not None:
                 self.spec.save_checkpoint(model, optimizer, path)
@@ -474,7 +439,7 @@ class Harness:
                 torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, path)
         except Exception as e:  # reported by the checkpoint check
             run.checkpoint_error = e
-        _set_rng_state(run.rng_at[step])
+        set_rng_state(run.rng_at[step])
 
     def resume(
         self, run: Run, step: int, steps: int
@@ -489,7 +454,7 @@ class Harness:
             model.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
         loaded = _clone_state(model)
-        _set_rng_state(run.rng_at[step])
+        set_rng_state(run.rng_at[step])
         losses = []
         for _ in range(steps):
             losses.append(self.step(model, optimizer))
@@ -499,107 +464,3 @@ class Harness:
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
-
-
-def _plain_tensors(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
-    """Tensors stored on modules as plain attributes: not in state_dict, not moved by .to()."""
-    for mod_name, module in model.named_modules():
-        for attr, value in vars(module).items():
-            if (
-                isinstance(value, torch.Tensor)
-                and not isinstance(value, torch.nn.Parameter)
-                and not attr.startswith("_")
-            ):
-                yield (f"{mod_name}.{attr}" if mod_name else attr), value
-
-
-class _Observer:
-    """Hooks on the model and its parameters that record what happens inside the user's step."""
-
-    def __init__(self, run: Run, model: torch.nn.Module, named: dict[str, torch.nn.Parameter]) -> None:
-        self.run = run
-        self.step = 0
-        self.active = False
-        self.outputs: list[Any] = []
-        self.grad_norms: dict[str, float] = {}
-        self.arrived: set[str] = set()
-        self.version_at_accum: dict[str, int] = {}
-        self.handles: list[Any] = []
-        self.handles.append(model.register_forward_pre_hook(self._pre_forward))
-        self.handles.append(model.register_forward_hook(self._post_forward))
-        for name, p in named.items():
-            if p.requires_grad:
-                self.handles.append(p.register_hook(self._incoming(name, p)))
-                self.handles.append(p.register_post_accumulate_grad_hook(self._accumulated(name)))
-
-    def begin_step(self, step: int) -> None:
-        self.step = step
-        self.active = True
-        self.outputs = []
-        self.arrived = set()
-        self.run.forward_calls.append(0)
-
-    def end_step(self) -> None:
-        self.active = False
-
-    def close(self) -> None:
-        for h in self.handles:
-            h.remove()
-
-    def _pre_forward(self, module: torch.nn.Module, args: Any) -> None:
-        if self.active:
-            self.run.forward_calls[-1] += 1
-            # A no_grad pass in eval mode inside the step (pseudo-labels, logging) is not training.
-            if torch.is_grad_enabled():
-                self.run.root_modes.append(module.training)
-
-    def _post_forward(self, module: torch.nn.Module, args: Any, output: Any) -> None:
-        if not self.active:
-            return
-        self.outputs.append(output)
-        step = self.step
-        for _, t in _tree.leaves(output):
-            if t.requires_grad:
-                t.register_hook(lambda grad, step=step: self.run.output_grad_steps.add(step))
-        if self.run.nonfinite is None:
-            for path, t in _tree.leaves(output):
-                if t.is_floating_point() and not bool(torch.isfinite(t.detach()).all()):
-                    self.run.nonfinite = (self.step, f"model output{'' if path == 'tensor' else ' ' + path}")
-                    break
-
-    def _incoming(self, name: str, p: torch.Tensor) -> Callable[[torch.Tensor], None]:
-        def hook(grad: torch.Tensor) -> None:
-            if not self.active or name in self.arrived:
-                return
-            self.arrived.add(name)
-            # A gradient left from an earlier step whose update already changed the parameter is stale:
-            # accumulating onto it means zero_grad() is missing.
-            old = p.grad
-            if (
-                self.run.stale_grad is None
-                and old is not None
-                and name in self.version_at_accum
-                and p._version != self.version_at_accum[name]
-                and bool((old != 0).any())
-            ):
-                self.run.stale_grad = (self.step, name)
-
-        return hook
-
-    def _accumulated(self, name: str) -> Callable[[torch.Tensor], None]:
-        def hook(p: torch.Tensor) -> None:
-            if not self.active or p.grad is None:
-                return
-            self.version_at_accum[name] = p._version
-            g = p.grad.detach()
-            if self.step == 1:
-                self.grad_norms[name] = float(g.float().norm())
-            if self.run.nonfinite is None and not bool(torch.isfinite(g).all()):
-                self.run.nonfinite = (self.step, f"gradient of {name}")
-
-        return hook
-
-    def train_fit(self, harness: Harness) -> float | None:
-        if len(self.outputs) != 1:
-            return None  # several forwards in one step (gradient accumulation): judged in eval mode instead
-        return harness.fit(harness.prediction(self.outputs[0]))

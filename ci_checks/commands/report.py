@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ci_checks._errors import UserError
-from ci_checks._report import CheckResult, Report, load_report
+from ci_checks.results import CheckResult, Report, load_report
 
 HELP = "merge results JSON files into one Markdown report (PR comment, step summary), with plots"
 GITHUB_COMMENT_LIMIT = 65536
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def worst(reports: Sequence[Report]) -> str:
-    from ci_checks._report import merge_statuses
+    from ci_checks.results import merge_statuses
 
     return merge_statuses([r.status for r in reports])
 

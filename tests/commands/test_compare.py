@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from ci_checks._report import CheckResult, Report, render_json
+from ci_checks.render import render_json
+from ci_checks.results import CheckResult, Report
 from ci_checks.main import main
 
 GIT_ENV = {

@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from ci_checks._errors import UserError
+
 PREDICTION_KEYS = (
     "logits",
     "log_probs",
@@ -77,3 +79,20 @@ def batch_size(tree: Any, batch_dim: int) -> int | None:
         if tensor.dim() > batch_dim:
             return int(tensor.shape[batch_dim])
     return None
+
+
+def flat_inputs(inputs: Any, *, command: str) -> tuple[list[str], list[torch.Tensor]]:
+    """Name and list the input tensors of a batch: one tensor, a tuple/list of them, or a flat dict."""
+
+    if isinstance(inputs, torch.Tensor):
+        return ["input"], [inputs]
+    if isinstance(inputs, (tuple, list)) and all(isinstance(t, torch.Tensor) for t in inputs):
+        return [f"input_{i}" for i in range(len(inputs))], list(inputs)
+    if isinstance(inputs, dict) and all(isinstance(t, torch.Tensor) for t in inputs.values()):
+        return list(inputs), list(inputs.values())
+    raise UserError(f"{command} needs the batch inputs to be a tensor, a tuple or a flat dict of tensors")
+
+
+def output_tensors(value: Any) -> list[torch.Tensor]:
+    """Every tensor of a model's output, in order."""
+    return [t for _, t in leaves(value)]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from github_server import ACTIONS_BOT, ACTIONS_TOKEN, REPO, USER_TOKEN, FakeGitHub, start
 
-from ci_checks.comment import GITHUB_COMMENT_LIMIT, PostError, compose, marker_line, post_sticky_comment
+from ci_checks.commands.comment import GITHUB_COMMENT_LIMIT, PostError, compose, marker_line, post_sticky_comment
 from ci_checks.main import main
 
 MARKER = marker_line("ci-checks-report")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 import warnings
@@ -13,20 +12,20 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ci_checks._errors import UserError
-from ci_checks._report import CheckResult, Report
+from ci_checks.commands import add_config_option, add_results_options, add_spec_option, emit_results
+from ci_checks.commands import project_config, spec_ref
+from ci_checks.results import CheckResult, Report
 
 if TYPE_CHECKING:
     import torch
 
-    from ci_checks._harness import Harness
+    from ci_checks.engine.harness import Harness
 
 HELP = "export the model to ONNX, run it in onnxruntime, compare outputs and latency with PyTorch"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--spec", required=False, help="the training spec, FILE.py:FUNCTION (default: [tool.ci-checks] spec)"
-    )
+    add_spec_option(parser)
     parser.add_argument(
         "--weights",
         metavar="FILE",
@@ -50,23 +49,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
     parser.add_argument("--keep", metavar="FILE.onnx", help="keep the exported model here (default: a temp file)")
-    parser.add_argument(
-        "--format", choices=("text", "json", "github"), default="text", help="output format (default: text)"
-    )
-    parser.add_argument("--output", metavar="FILE", help="also write the JSON results to FILE")
+    add_results_options(parser)
+    add_config_option(parser)
     parser.add_argument("--device", help="torch device for the eager reference (default: cpu)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ci_checks import _config
-    from ci_checks._report import emit
-    from ci_checks.checks import default_settings
-
-    spec_ref = args.spec or _config.load_config(_config.find_pyproject(), defaults=default_settings()).get("spec")
-    if not spec_ref:
-        raise UserError("no training spec: pass --spec FILE.py:FUNCTION or set spec under [tool.ci-checks]")
+    config, path = project_config(args)
+    spec = spec_ref(args, config, path)
     report = export_parity(
-        spec_ref,
+        spec,
         weights=args.weights,
         golden=args.inputs,
         atol=args.atol,
@@ -75,8 +67,7 @@ def run(args: argparse.Namespace) -> int:
         opset=args.opset,
         keep=args.keep,
     )
-    emit(report, fmt=args.format, output=args.output, stream=sys.stdout)
-    return report.exit_code
+    return emit_results(report, args, config)
 
 
 def _import_runtime() -> Any:
@@ -89,7 +80,7 @@ def _import_runtime() -> Any:
 
 def serving_model(spec_ref: Any, weights: str | None) -> tuple[Harness, torch.nn.Module]:
     """The spec's model as it would be served: built on CPU with the spec's seed, weights loaded, in eval mode."""
-    from ci_checks._harness import Harness
+    from ci_checks.engine.harness import Harness
     from ci_checks.checks import CHECKS
     from ci_checks.spec import load_spec
 
@@ -118,24 +109,6 @@ def load_weights(model: torch.nn.Module, path: str) -> None:
     except Exception as e:
         first = str(e).strip().splitlines()[0]
         raise UserError(f"{path}: does not fit the spec's model ({first}); pass the matching weights") from None
-
-
-def _flat_inputs(inputs: Any) -> tuple[list[str], list[torch.Tensor]]:
-    import torch
-
-    if isinstance(inputs, torch.Tensor):
-        return ["input"], [inputs]
-    if isinstance(inputs, (tuple, list)) and all(isinstance(t, torch.Tensor) for t in inputs):
-        return [f"input_{i}" for i in range(len(inputs))], list(inputs)
-    if isinstance(inputs, dict) and all(isinstance(t, torch.Tensor) for t in inputs.values()):
-        return list(inputs), list(inputs.values())
-    raise UserError("export-parity needs the batch inputs to be a tensor, a tuple or a flat dict of tensors")
-
-
-def _outputs(value: Any) -> list[torch.Tensor]:
-    from ci_checks import _tree
-
-    return [t for _, t in _tree.leaves(value)]
 
 
 def fresh_inputs(tensors: list[torch.Tensor], batch_dim: int, batch: int, seed: int) -> list[torch.Tensor]:
@@ -261,12 +234,13 @@ def export_parity(
     """Export, run in onnxruntime, compare on the batch, fresh inputs, other batch sizes and golden inputs."""
     import torch
 
-    from ci_checks._harness import probe_mode
+    from ci_checks.engine.harness import probe_mode
+    from ci_checks.engine.tree import flat_inputs, output_tensors
 
     ort = _import_runtime()
     harness, model = serving_model(spec_ref, weights)
     spec = harness.spec
-    names, example = _flat_inputs(harness.inputs)
+    names, example = flat_inputs(harness.inputs, command="export-parity")
     bd = spec.batch_dim
     report = Report(
         "export-parity",
@@ -297,7 +271,7 @@ def export_parity(
 
     try:
         with torch.no_grad():
-            reference = _outputs(call(*example))
+            reference = output_tensors(call(*example))
         start = time.perf_counter()
         user_export = export_fn or getattr(spec, "export", None)
         tracer_warnings: list[str] = []
@@ -341,7 +315,7 @@ def export_parity(
                 loaded = torch.load(file, map_location="cpu", weights_only=False)
             except Exception as e:
                 raise UserError(f"{file}: cannot load golden inputs ({type(e).__name__}: {e})") from None
-            cases.append((f"golden {os.path.basename(file)}", _flat_inputs(loaded)[1]))
+            cases.append((f"golden {os.path.basename(file)}", flat_inputs(loaded, command="export-parity")[1]))
         parity = CheckResult("onnx-parity")
         report.checks.append(parity)
         worst = ("", 0.0, 0.0)
@@ -350,7 +324,7 @@ def export_parity(
         with probe_mode(model, training=False), torch.no_grad():
             for label, xs in cases:
                 try:
-                    expected = _outputs(call(*xs))
+                    expected = output_tensors(call(*xs))
                 except Exception as e:
                     why = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
                     if label.startswith("golden"):
@@ -428,14 +402,16 @@ def _cuda_parity(
     rtol: float,
 ) -> CheckResult:
     """Eager outputs on CPU and CUDA agree."""
+    from ci_checks.engine.tree import output_tensors
+
     import torch
 
     result = CheckResult("cuda-parity")
     with torch.no_grad():
-        cpu = _outputs(call(*example))
+        cpu = output_tensors(call(*example))
         model.to("cuda")
         try:
-            gpu = [t.cpu() for t in _outputs(call(*[x.cuda() for x in example]))]
+            gpu = [t.cpu() for t in output_tensors(call(*[x.cuda() for x in example]))]
         finally:
             model.to("cpu")
     max_abs, _ = _diff(cpu, [g.numpy() for g in gpu])

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 from ci_checks._errors import UserError
 
 if TYPE_CHECKING:
-    from ci_checks._metrics import CurveSpec, FileSpec, Metric, Tree
-    from ci_checks._report import CheckResult, Finding, Location, Report
+    from ci_checks.compare.files import CurveSpec, FileSpec, Metric, Tree
+    from ci_checks.results import CheckResult, Finding, Location, Report
 
 HELP = "compare the working tree's metrics with the base branch (per-metric policy, seed-aware tests)"
 
@@ -239,7 +239,7 @@ def policy_for(name: str, policies: Mapping[str, Mapping[str, Any]]) -> Policy:
 
 def decide(base: Sequence[float], head: Sequence[float], policy: Policy, *, seed: int = 0) -> dict[str, Any]:
     """The verdict and figures for one metric present and valid on both sides."""
-    from ci_checks import _stats
+    from ci_checks.compare import stats as _stats
 
     b, h = _stats.mean(base), _stats.mean(head)
     delta = h - b
@@ -534,7 +534,7 @@ class Sources:
 
 
 def _sources(head: Tree, base: Tree, settings: Mapping[str, Any], head_dir: str, log: Callable[[str], None]) -> Sources:
-    from ci_checks._metrics import CurveSpec, FileSpec, read_dvc_yaml
+    from ci_checks.compare.files import CurveSpec, FileSpec, read_dvc_yaml
 
     files: dict[str, FileSpec] = {}
     curves: dict[str, CurveSpec] = {}
@@ -572,8 +572,8 @@ def _sources(head: Tree, base: Tree, settings: Mapping[str, Any], head_dir: str,
 
 def _results_base(path: str) -> tuple[dict[str, Metric], dict[str, dict[str, list[float]]], str | None]:
     """Base metrics and curves from a compare results JSON written on main (its head values)."""
-    from ci_checks._metrics import Metric
-    from ci_checks._report import load_report
+    from ci_checks.compare.files import Metric
+    from ci_checks.results import load_report
 
     doc = load_report(path)
     if doc.command != "compare":
@@ -597,7 +597,7 @@ def _results_base(path: str) -> tuple[dict[str, Metric], dict[str, dict[str, lis
 
 
 def _training(base_path: str, head_path: str, *, ratio_limit: float, base_name: str) -> CheckResult:
-    from ci_checks._report import CheckResult, load_report
+    from ci_checks.results import CheckResult, load_report
 
     def steps(path: str) -> tuple[int | None, int | None]:
         report = load_report(path)
@@ -658,8 +658,8 @@ def compare(
     log: Callable[[str], None] | None = None,
 ) -> Report:
     """Compare the metrics of head_dir's working tree with a base revision; return a Report (command "compare")."""
-    from ci_checks._metrics import EmptyTree, GitTree, WorkingTree
-    from ci_checks._report import CheckResult, Location, Report
+    from ci_checks.compare.files import EmptyTree, GitTree, WorkingTree
+    from ci_checks.results import CheckResult, Location, Report
 
     settings = validate_compare(settings or {}, "compare settings")
     policies = policies or {}
@@ -793,7 +793,7 @@ def _read(
 
     The last item says whether base values came from DVC's cache.
     """
-    from ci_checks._metrics import EmptyTree, GitTree, Metric, read_curve, read_metrics, read_params
+    from ci_checks.compare.files import EmptyTree, GitTree, Metric, read_curve, read_metrics, read_params
 
     has_base = not isinstance(base_tree, EmptyTree)
     via_dvc = False
@@ -875,8 +875,8 @@ def _unmatched_optional(policies: Mapping[str, Mapping[str, Any]], names: Sequen
 def _metric_result(
     name: str, base: Metric | None, head: Metric | None, policy: Policy, *, fail_on: str, label: str, first_run: bool
 ) -> CheckResult:
-    from ci_checks._report import CheckResult
-    from ci_checks._stats import mean
+    from ci_checks.results import CheckResult
+    from ci_checks.compare.stats import mean
 
     result = CheckResult(name)
     figures: dict[str, Any] = {
@@ -1008,7 +1008,7 @@ def _evidence(decided: Mapping[str, Any], policy: Policy) -> str:
 def _curve_result(
     path: str, head: Curve | None, base: Curve | None, base_series: Mapping[str, list[float]] | None
 ) -> CheckResult:
-    from ci_checks._report import CheckResult
+    from ci_checks.results import CheckResult
 
     x = (head or base or (None, {}))[0] or "step"
     series: dict[str, list[float]] = {}
@@ -1090,8 +1090,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ci_checks import _config
-    from ci_checks._report import emit
+    from ci_checks import config as _config
+    from ci_checks.render import emit
     from ci_checks.checks import default_settings
 
     config_path = args.config or _config.find_pyproject(args.head_dir)

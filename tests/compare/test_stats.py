@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from ci_checks._stats import betainc, bootstrap, t_cdf, t_ppf, welch
+from ci_checks.compare.stats import betainc, bootstrap, t_cdf, t_ppf, welch
 
 # R's `sleep` data: t.test(extra ~ group, data = sleep) prints t = -1.8608, df = 17.776, p-value = 0.07939,
 # 95 percent confidence interval -3.3654832 0.2054832.

@@ -10,8 +10,9 @@ import cmarkgfm
 import pytest
 from cmarkgfm.cmark import Options
 
-from ci_checks import report as report_cmd
-from ci_checks._report import CheckResult, Report, render_json
+from ci_checks.commands import report as report_cmd
+from ci_checks.render import render_json
+from ci_checks.results import CheckResult, Report
 from ci_checks.main import main
 
 

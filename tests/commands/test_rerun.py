@@ -14,7 +14,7 @@ import yaml
 
 from ci_checks.main import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ENV = {
     "GIT_AUTHOR_NAME": "ci",
     "GIT_AUTHOR_EMAIL": "ci@example.com",

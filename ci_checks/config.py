@@ -6,7 +6,7 @@ import difflib
 import importlib
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ci_checks._errors import UserError
@@ -32,8 +32,8 @@ TOP_LEVEL: dict[str, type | tuple[type, ...]] = {
 SECTIONS: dict[str, str] = {
     "compare": "ci_checks.compare:validate_compare",
     "metrics": "ci_checks.compare:validate_metrics",
-    "golden": "ci_checks.golden:validate_config",
-    "rerun": "ci_checks.rerun:validate_config",
+    "golden": "ci_checks.commands.golden:validate_config",
+    "rerun": "ci_checks.commands.rerun:validate_config",
 }
 
 
@@ -50,7 +50,8 @@ def find_pyproject(start: str | None = None) -> str | None:
         here = parent
 
 
-def _closest(key: str, valid: list[str], kind: str = "keys") -> str:
+def closest(key: str, valid: Sequence[str], kind: str = "keys") -> str:
+    """The "did you mean" hint for an unknown name: the closest valid one, else the list of valid ones."""
     match = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
     if match:
         return f"did you mean '{match[0]}'?"
@@ -88,7 +89,7 @@ def validate_config(
             if key in ("checks", "skip") and isinstance(value, list):
                 for name in value:
                     if name not in defaults:
-                        hint = _closest(str(name), list(defaults), "checks")
+                        hint = closest(str(name), list(defaults), "checks")
                         raise UserError(f"{where}: {key} names unknown check {name!r}; {hint}")
             config[key] = value
         elif key in defaults:
@@ -101,14 +102,14 @@ def validate_config(
             module, _, func = SECTIONS[key].partition(":")
             config[key] = getattr(importlib.import_module(module), func)(value, f"{where}.{key}")
         else:
-            raise UserError(f"{where}: unknown key '{key}'; {_closest(key, valid)}")
+            raise UserError(f"{where}: unknown key '{key}'; {closest(key, valid)}")
     return config
 
 
 def coerce_setting(check: str, key: str, value: Any, known: Mapping[str, Any], *, where: str) -> Any:
     """Validate one per-check setting against its default's type."""
     if key not in known:
-        hint = _closest(key, list(known)) if known else f"'{check}' takes no settings"
+        hint = closest(key, list(known)) if known else f"'{check}' takes no settings"
         raise UserError(f"{where}: unknown setting '{check}.{key}'; {hint}")
     default = known[key]
     value = _typed(check, key, value, default, where)

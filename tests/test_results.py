@@ -9,21 +9,9 @@ import math
 import pytest
 
 from ci_checks._errors import UserError
-from ci_checks._report import (
-    GITHUB_MAX_ANNOTATIONS,
-    SCHEMA,
-    SCHEMA_VERSION,
-    CheckResult,
-    Location,
-    Report,
-    emit,
-    load_report,
-    render_github,
-    render_json,
-    render_markdown,
-    render_text,
-)
 from ci_checks.main import main
+from ci_checks.render import GITHUB_MAX_ANNOTATIONS, emit, render_github, render_json, render_markdown, render_text
+from ci_checks.results import SCHEMA, SCHEMA_VERSION, CheckResult, Location, Report, load_report
 
 
 def make_report() -> Report:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ci_checks._errors import UserError
-from ci_checks._metrics import (
+from ci_checks.compare.files import (
     CurveSpec,
     FileSpec,
     GitTree,

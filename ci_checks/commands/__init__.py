@@ -1,0 +1,83 @@
+"""The subcommands, one module each: HELP, add_arguments(parser) and run(args) -> int.
+
+Each module imports its heavy dependencies (torch, onnxruntime, DVC, matplotlib) inside run(), so
+`ci-checks --help` stays fast. The options every command shares are declared here once.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ci_checks.results import Report
+
+# subcommand -> module (the training checks' own subcommands are added from ci_checks.checks.REGISTRY).
+COMMANDS: dict[str, str] = {
+    "train-check": "ci_checks.commands.train_check",
+    "compare": "ci_checks.commands.compare",
+    "report": "ci_checks.commands.report",
+    "comment": "ci_checks.commands.comment",
+    "rerun": "ci_checks.commands.rerun",
+    "export-parity": "ci_checks.commands.export_parity",
+    "golden": "ci_checks.commands.golden",
+}
+FORMATS = ("text", "json", "github")
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="PYPROJECT",
+        help="pyproject.toml to read [tool.ci-checks] from (default: the nearest one above the working directory)",
+    )
+
+
+def add_results_options(parser: argparse.ArgumentParser) -> None:
+    """--format and --output, for every command that writes a results document."""
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="output format (default: 'format' in [tool.ci-checks], else text)",
+    )
+    parser.add_argument("--output", metavar="FILE", help="also write the JSON results to FILE (default: none)")
+
+
+def add_spec_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--spec",
+        help="the training spec, FILE.py:FUNCTION or package.module:FUNCTION (default: 'spec' in [tool.ci-checks])",
+    )
+
+
+def project_config(args: argparse.Namespace) -> tuple[dict[str, Any], str | None]:
+    """[tool.ci-checks] from --config or the nearest pyproject.toml, validated, and the file it came from."""
+    from ci_checks import config as _config
+    from ci_checks.checks import default_settings
+
+    path = getattr(args, "config", None) or _config.find_pyproject()
+    return _config.load_config(path, defaults=default_settings()), path
+
+
+def spec_ref(args: argparse.Namespace, config: dict[str, Any], path: str | None) -> str:
+    """The spec reference from --spec or [tool.ci-checks] spec."""
+    from ci_checks._errors import UserError
+
+    spec = getattr(args, "spec", None) or config.get("spec")
+    if not spec:
+        raise UserError(
+            'no training spec: pass --spec FILE.py:FUNCTION or set spec = "..." under [tool.ci-checks]'
+            + (f" in {path}" if path else "")
+        )
+    return str(spec)
+
+
+def emit_results(report: Report, args: argparse.Namespace, config: dict[str, Any], *, output: str | None = None) -> int:
+    """Write the report in the chosen format (--format, else [tool.ci-checks] format) and return its exit code."""
+    import sys
+
+    from ci_checks.render import emit
+
+    fmt = args.format or config.get("format", "text")
+    emit(report, fmt=fmt, output=output if output is not None else args.output, stream=sys.stdout)
+    return report.exit_code

@@ -1,0 +1,117 @@
+"""Hooks on the user's model and parameters that record what happens inside their training step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ci_checks.engine import tree as _tree
+
+if TYPE_CHECKING:
+    from ci_checks.engine.harness import Harness, Run
+
+
+def plain_tensors(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """Tensors stored on modules as plain attributes: not in state_dict, not moved by .to()."""
+    for mod_name, module in model.named_modules():
+        for attr, value in vars(module).items():
+            if (
+                isinstance(value, torch.Tensor)
+                and not isinstance(value, torch.nn.Parameter)
+                and not attr.startswith("_")
+            ):
+                yield (f"{mod_name}.{attr}" if mod_name else attr), value
+
+
+class Observer:
+    """Hooks on the model and its parameters that record what happens inside the user's step."""
+
+    def __init__(self, run: Run, model: torch.nn.Module, named: dict[str, torch.nn.Parameter]) -> None:
+        self.run = run
+        self.step = 0
+        self.active = False
+        self.outputs: list[Any] = []
+        self.grad_norms: dict[str, float] = {}
+        self.arrived: set[str] = set()
+        self.version_at_accum: dict[str, int] = {}
+        self.handles: list[Any] = []
+        self.handles.append(model.register_forward_pre_hook(self._pre_forward))
+        self.handles.append(model.register_forward_hook(self._post_forward))
+        for name, p in named.items():
+            if p.requires_grad:
+                self.handles.append(p.register_hook(self._incoming(name, p)))
+                self.handles.append(p.register_post_accumulate_grad_hook(self._accumulated(name)))
+
+    def begin_step(self, step: int) -> None:
+        self.step = step
+        self.active = True
+        self.outputs = []
+        self.arrived = set()
+        self.run.forward_calls.append(0)
+
+    def end_step(self) -> None:
+        self.active = False
+
+    def close(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+    def _pre_forward(self, module: torch.nn.Module, args: Any) -> None:
+        if self.active:
+            self.run.forward_calls[-1] += 1
+            # A no_grad pass in eval mode inside the step (pseudo-labels, logging) is not training.
+            if torch.is_grad_enabled():
+                self.run.root_modes.append(module.training)
+
+    def _post_forward(self, module: torch.nn.Module, args: Any, output: Any) -> None:
+        if not self.active:
+            return
+        self.outputs.append(output)
+        step = self.step
+        for _, t in _tree.leaves(output):
+            if t.requires_grad:
+                t.register_hook(lambda grad, step=step: self.run.output_grad_steps.add(step))
+        if self.run.nonfinite is None:
+            for path, t in _tree.leaves(output):
+                if t.is_floating_point() and not bool(torch.isfinite(t.detach()).all()):
+                    self.run.nonfinite = (self.step, f"model output{'' if path == 'tensor' else ' ' + path}")
+                    break
+
+    def _incoming(self, name: str, p: torch.Tensor) -> Callable[[torch.Tensor], None]:
+        def hook(grad: torch.Tensor) -> None:
+            if not self.active or name in self.arrived:
+                return
+            self.arrived.add(name)
+            # A gradient left from an earlier step whose update already changed the parameter is stale:
+            # accumulating onto it means zero_grad() is missing.
+            old = p.grad
+            if (
+                self.run.stale_grad is None
+                and old is not None
+                and name in self.version_at_accum
+                and p._version != self.version_at_accum[name]
+                and bool((old != 0).any())
+            ):
+                self.run.stale_grad = (self.step, name)
+
+        return hook
+
+    def _accumulated(self, name: str) -> Callable[[torch.Tensor], None]:
+        def hook(p: torch.Tensor) -> None:
+            if not self.active or p.grad is None:
+                return
+            self.version_at_accum[name] = p._version
+            g = p.grad.detach()
+            if self.step == 1:
+                self.grad_norms[name] = float(g.float().norm())
+            if self.run.nonfinite is None and not bool(torch.isfinite(g).all()):
+                self.run.nonfinite = (self.step, f"gradient of {name}")
+
+        return hook
+
+    def train_fit(self, harness: Harness) -> float | None:
+        if len(self.outputs) != 1:
+            return None  # several forwards in one step (gradient accumulation): judged in eval mode instead
+        return harness.fit(harness.prediction(self.outputs[0]))

@@ -1,0 +1,103 @@
+"""One spec under test: the harness, the merged settings, and the training run the selected checks share."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ci_checks.engine.harness import Harness, Run
+    from ci_checks.results import CheckResult, Location
+
+# The shared run's wall-clock safety cap when no selected check sets one.
+DEFAULT_MAX_SECONDS = 30.0
+
+StopWhen = Callable[[float, "float | None"], bool]
+
+
+@dataclass(frozen=True)
+class RunNeeds:
+    """What a check needs from the shared training run; the session trains once, long enough for all of them.
+
+    min_steps: the run goes on at least this long (even after it could stop).
+    max_steps: the step budget this check grants the run (the run's budget is the largest, at least min_steps).
+    max_seconds: a wall-clock safety cap this check sets (the largest wins).
+    stop_when: given the harness, a function of (loss, fit) that ends the run early once min_steps are done.
+    keep_states: steps after which the model's state is kept for the check.
+    checkpoint_step: the step after which the run writes a checkpoint (model, optimizer, RNG state).
+    """
+
+    min_steps: int = 1
+    max_steps: int = 0
+    max_seconds: float | None = None
+    stop_when: Callable[[Harness], StopWhen] | None = None
+    keep_states: tuple[int, ...] = ()
+    checkpoint_step: int | None = None
+
+
+@dataclass
+class Session:
+    """The harness, merged settings per check, and each selected check's needs from the shared run."""
+
+    harness: Harness
+    settings: dict[str, dict[str, Any]]
+    needs: Mapping[str, RunNeeds] = field(default_factory=dict)  # selected checks that train -> their needs
+    progress: Callable[[str], None] | None = None
+    reported_step_failure: bool = False
+    facts: dict[str, Any] = field(default_factory=dict)  # what one check learned that a later one reads
+    _run: Run | None = field(default=None, repr=False)
+
+    def opt(self, check: str, key: str) -> Any:
+        return self.settings[check][key]
+
+    @property
+    def location(self) -> Location | None:
+        """Where findings about training point: the user's step if given, else the spec function."""
+        return self.harness.step_location or self.harness.spec.location
+
+    def step_failed(self, result: CheckResult) -> bool:
+        """Report a training step that raised once; later checks that needed it are skipped."""
+        run = self.main_run()
+        if run.error is None:
+            return False
+        if self.reported_step_failure:
+            result.skipped = True
+            result.summary = "skipped: the training step raised (reported above)"
+        else:
+            self.reported_step_failure = True
+            result.add("error", f"{result.check}: {run.error.describe()}", location=self.location)
+            result.summary = "the training step raised"
+        return True
+
+    def main_run(self) -> Run:
+        """Train once, long enough for every selected check, stopping early when a check's stop condition holds."""
+        if self._run is not None:
+            return self._run
+        needs: Sequence[RunNeeds] = list(self.needs.values()) or [RunNeeds()]
+        min_steps = max(n.min_steps for n in needs)
+        max_steps = max([min_steps] + [n.max_steps for n in needs])
+        caps = [n.max_seconds for n in needs if n.max_seconds is not None]
+        stops = [n.stop_when(self.harness) for n in needs if n.stop_when is not None]
+        checkpoints = [n.checkpoint_step for n in needs if n.checkpoint_step is not None]
+        keep = tuple(sorted({s for n in needs for s in n.keep_states}))
+        last = [0.0]
+
+        def progress(step: int, loss: float, fit: float | None) -> None:
+            now = time.perf_counter()
+            if self.progress is not None and now - last[0] > 1.0:
+                last[0] = now
+                shown = "" if fit is None else f", fit {fit:.3f}"
+                self.progress(f"training step {step}/{max_steps}: loss {loss:.4g}{shown}")
+
+        self._run = self.harness.run(
+            max_steps=max_steps,
+            min_steps=min_steps,
+            max_seconds=max(caps) if caps else DEFAULT_MAX_SECONDS,
+            done=(lambda loss, fit: any(stop(loss, fit) for stop in stops)) if stops else None,
+            checkpoint_step=min(checkpoints) if checkpoints else None,
+            keep_states=keep,
+            progress=progress,
+        )
+        return self._run

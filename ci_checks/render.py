@@ -1,0 +1,122 @@
+"""Render a results document: text for a terminal, JSON, GitHub workflow commands and the step summary."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import TextIO
+
+from ci_checks._errors import UserError
+from ci_checks.results import SEVERITIES, STATUSES, Report
+
+GITHUB_MAX_ANNOTATIONS = 10  # GitHub shows at most 10 annotations of a kind per step
+
+_ICONS = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP"}
+_MD_ICONS = {"pass": ":white_check_mark:", "warn": ":warning:", "fail": ":x:", "skip": ":fast_forward:"}
+
+
+def render_text(report: Report) -> str:
+    """Render for a terminal: one line per check, one line per finding."""
+    lines = []
+    for c in report.checks:
+        head = f"{_ICONS[c.status]:4}  {c.check:<20} {c.summary}".rstrip()
+        lines.append(head + (f"  ({c.duration_s:.2f}s)" if c.duration_s >= 0.01 else ""))
+        for f in c.findings:
+            where = f"{f.location}: " if f.location else ""
+            lines.append(f"      {where}{f.severity}: {f.message}")
+    counts = {s: sum(c.status == s for c in report.checks) for s in STATUSES}
+    total = sum(c.duration_s for c in report.checks) + float(report.subject.get("training_seconds", 0.0))
+    lines.append(
+        f"{report.command}: {report.status.upper()} - {counts['pass']} passed, {counts['warn']} warned, "
+        f"{counts['fail']} failed, {counts['skip']} skipped in {total:.1f}s"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def render_json(report: Report) -> str:
+    return json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n"
+
+
+def _escape_data(s: str) -> str:
+    return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(s: str) -> str:
+    return _escape_data(s).replace(":", "%3A").replace(",", "%2C")
+
+
+def render_github(report: Report) -> str:
+    """Render workflow commands (annotations), most severe first, capped as GitHub shows them."""
+    level = {"error": "error", "warning": "warning", "notice": "notice"}
+    findings = [f for c in report.checks for f in c.findings]
+    findings.sort(key=lambda f: SEVERITIES.index(f.severity))
+    out = []
+    for f in findings[:GITHUB_MAX_ANNOTATIONS]:
+        props = [f"title={_escape_property('ci-checks ' + f.check)}"]
+        if f.location:
+            props.insert(0, f"file={_escape_property(f.location.file)}")
+            if f.location.line:
+                props.insert(1, f"line={f.location.line}")
+        out.append(f"::{level[f.severity]} {','.join(props)}::{_escape_data(f.message)}")
+    if len(findings) > GITHUB_MAX_ANNOTATIONS:
+        out.append(f"::notice::{len(findings) - GITHUB_MAX_ANNOTATIONS} more findings are in the step summary")
+    return "\n".join(out) + ("\n" if out else "") + render_text(report)
+
+
+def render_markdown(report: Report) -> str:
+    """Render the Markdown step summary: a headline, a table, and the findings."""
+    lines = [
+        f"### ci-checks {report.command}: {_MD_ICONS[report.status]} {report.status}",
+        "",
+        "| check | status | summary | time |",
+        "|---|---|---|---|",
+    ]
+    for c in report.checks:
+        summary = c.summary.replace("|", "\\|")
+        lines.append(f"| {c.check} | {_MD_ICONS[c.status]} {c.status} | {summary} | {c.duration_s:.2f}s |")
+    findings = [f for c in report.checks for f in c.findings if f.severity != "notice"]
+    if findings:
+        lines += ["", "<details><summary>Findings</summary>", ""]
+        for f in findings:
+            lines.append(f"- **{f.check}** ({f.severity}): {f.message}")
+        lines += ["", "</details>"]
+    return "\n".join(lines) + "\n"
+
+
+def emit(
+    report: Report,
+    *,
+    fmt: str,
+    output: str | None,
+    stream: TextIO,
+    github_env: Mapping[str, str] | None = None,
+) -> None:
+    """Write the report in the chosen format to the stream, and the JSON to --output."""
+    env = os.environ if github_env is None else github_env
+    if output:
+        try:
+            with open(output, "w", encoding="utf-8") as fh:
+                fh.write(render_json(report))
+        except OSError as e:
+            raise UserError(f"{output}: cannot write results ({e.strerror}); choose another --output path") from None
+    if fmt == "json":
+        if output is None:
+            stream.write(render_json(report))
+        else:
+            stream.write(render_text(report))
+    elif fmt == "github":
+        stream.write(render_github(report))
+        _append(env.get("GITHUB_STEP_SUMMARY"), render_markdown(report))
+        outputs = f"status={report.status}\nexit-code={report.exit_code}\n"
+        if output:
+            outputs += f"results={output}\n"
+        _append(env.get("GITHUB_OUTPUT"), outputs)
+    else:
+        stream.write(render_text(report))
+
+
+def _append(path: str | None, text: str) -> None:
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(text)
