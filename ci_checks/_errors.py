@@ -18,25 +18,11 @@ class UserError(Exception):
     """Bad input from the user: exit 2 with one line that names the problem and the fix."""
 
 
-class InternalError(Exception):
-    """A bug in ci-checks itself: exit 3."""
-
-
-class ExitWith(Exception):
-    """Leave the CLI with a given code after output was already written."""
-
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
-
-
 @contextlib.contextmanager
 def error_handler(*, debug: bool = False) -> Iterator[None]:
     """Turn exceptions raised inside the block into the documented exit codes."""
     try:
         yield
-    except ExitWith as e:
-        raise SystemExit(e.code) from None
     except UserError as e:
         if debug:
             traceback.print_exc()

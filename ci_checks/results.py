@@ -8,6 +8,7 @@ import math
 import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from ci_checks._errors import EXIT_FINDINGS, EXIT_OK, UserError
@@ -16,6 +17,87 @@ SCHEMA = "ci-checks/results"
 SCHEMA_VERSION = 1
 SEVERITIES = ("error", "warning", "notice")
 STATUSES = ("pass", "warn", "fail", "skip")
+
+
+class Kind(str, Enum):
+    """What a check result in a document holds, as `figures["kind"]` records it (absent: a plain check)."""
+
+    CHECK = "check"  # a training check, export parity, a golden suite, a replayed run
+    METRIC = "metric"  # compare: one metric, base vs head (figures: MetricComparison)
+    CURVE = "curve"  # compare: one curve file, base vs head (series "base:<y>", "head:<y>")
+    TRAINING = "training"  # compare: steps-to-memorize of the base and head train-check results
+    POLICY = "policy"  # compare: a [tool.ci-checks.metrics] policy that matched no metric
+
+
+class Verdict(str, Enum):
+    """A metric's verdict against the base branch, declared from the most to the least urgent (reports sort so)."""
+
+    REGRESSED = "regressed"
+    INVALID = "invalid"
+    MISSING = "missing"
+    IMPROVED = "improved"
+    NEW = "new"
+    WITHIN_NOISE = "within-noise"
+    UNCHANGED = "unchanged"
+
+    @property
+    def rank(self) -> int:
+        return list(Verdict).index(self)
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    """The figures of a metric result (Kind.METRIC): the base and head samples, the change and the evidence."""
+
+    verdict: Verdict
+    base: float | None = None  # mean of the base samples
+    head: float | None = None
+    base_samples: tuple[float, ...] = ()
+    head_samples: tuple[float, ...] = ()
+    delta: float | None = None  # head - base
+    relative: float | None = None  # delta / |base|
+    test: str | None = None  # welch | bootstrap | tolerance
+    p_value: float | None = None
+    ci: tuple[float, float] | None = None  # confidence interval of delta
+    rel_tol: float | None = None
+
+    @classmethod
+    def from_figures(cls, figures: Mapping[str, Any]) -> MetricComparison | None:
+        """Read a metric result's figures; None when they hold no known verdict."""
+        try:
+            verdict = Verdict(figures.get("verdict"))
+        except ValueError:
+            return None
+        ci = figures.get("ci")
+        return cls(
+            verdict=verdict,
+            base=_number_or_none(figures.get("base")),
+            head=_number_or_none(figures.get("head")),
+            base_samples=tuple(_numbers(figures.get("base_samples"))),
+            head_samples=tuple(_numbers(figures.get("head_samples"))),
+            delta=_number_or_none(figures.get("delta")),
+            relative=_number_or_none(figures.get("relative")),
+            test=figures.get("test") if isinstance(figures.get("test"), str) else None,
+            p_value=_number_or_none(figures.get("p_value")),
+            ci=(
+                (float(ci[0]), float(ci[1]))
+                if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(_is_number(v) for v in ci)
+                else None
+            ),
+            rel_tol=_number_or_none(figures.get("rel_tol")),
+        )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _number_or_none(value: Any) -> float | None:
+    return float(value) if _is_number(value) else None
+
+
+def _numbers(value: Any) -> list[float]:
+    return [float(v) for v in value if _is_number(v)] if isinstance(value, (list, tuple)) else []
 
 
 @dataclass(frozen=True)
@@ -49,6 +131,18 @@ class CheckResult:
     summary: str = ""
     skipped: bool = False
     duration_s: float = 0.0
+
+    @property
+    def kind(self) -> Kind:
+        try:
+            return Kind(self.figures.get("kind", "check"))
+        except ValueError:  # a kind from a newer ci-checks: shown as a plain check
+            return Kind.CHECK
+
+    @property
+    def metric(self) -> MetricComparison | None:
+        """The metric comparison this result holds (Kind.METRIC), else None."""
+        return MetricComparison.from_figures(self.figures) if self.kind is Kind.METRIC else None
 
     @property
     def status(self) -> str:

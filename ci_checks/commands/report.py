@@ -10,20 +10,20 @@ from collections.abc import Sequence
 from typing import Any
 
 from ci_checks._errors import UserError
-from ci_checks.results import CheckResult, Report, load_report
+from ci_checks.results import CheckResult, Kind, MetricComparison, Report, Verdict, load_report
 
 HELP = "merge results JSON files into one Markdown report (PR comment, step summary), with plots"
 GITHUB_COMMENT_LIMIT = 65536
 MERMAID_POINTS = 60
 
 VERDICT_ICONS = {
-    "improved": ":green_circle: improved",
-    "unchanged": ":white_circle: unchanged",
-    "within-noise": ":white_circle: within noise",
-    "regressed": ":red_circle: regressed",
-    "missing": ":warning: missing",
-    "new": ":new: new",
-    "invalid": ":warning: invalid",
+    Verdict.IMPROVED: ":green_circle: improved",
+    Verdict.UNCHANGED: ":white_circle: unchanged",
+    Verdict.WITHIN_NOISE: ":white_circle: within noise",
+    Verdict.REGRESSED: ":red_circle: regressed",
+    Verdict.MISSING: ":warning: missing",
+    Verdict.NEW: ":new: new",
+    Verdict.INVALID: ":warning: invalid",
 }
 STATUS_ICONS = {"pass": ":white_check_mark:", "warn": ":warning:", "fail": ":x:", "skip": ":fast_forward:"}
 
@@ -105,8 +105,8 @@ def worst(reports: Sequence[Report]) -> str:
 # ---------------------------------------------------------------- rendering
 
 
-def _kind(c: CheckResult) -> str:
-    return str(c.figures.get("kind", "check"))
+def _metrics(checks: Sequence[CheckResult]) -> list[tuple[CheckResult, MetricComparison]]:
+    return [(c, m) for c in checks if (m := c.metric) is not None]
 
 
 def _fmt(x: Any) -> str:
@@ -129,38 +129,36 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _change(f: dict[str, Any]) -> str:
-    delta, rel = f.get("delta"), f.get("relative")
-    if not isinstance(delta, (int, float)):
+def _change(m: MetricComparison) -> str:
+    if m.delta is None:
         return "–"
-    text = f"{delta:+.4g}"
-    if isinstance(rel, (int, float)) and math.isfinite(rel):
-        text += f" ({rel * 100:+.1f}%)"
+    text = f"{m.delta:+.4g}"
+    if m.relative is not None and math.isfinite(m.relative):
+        text += f" ({m.relative * 100:+.1f}%)"
     return text
 
 
-def _evidence(f: dict[str, Any]) -> str:
-    if isinstance(f.get("p_value"), (int, float)):
-        return f" (p={f['p_value']:.2g})"
-    ci = f.get("ci")
-    if isinstance(ci, list) and len(ci) == 2 and all(isinstance(v, (int, float)) for v in ci):
-        return f" (95% CI {ci[0]:+.3g}..{ci[1]:+.3g})"
+def _evidence(m: MetricComparison) -> str:
+    if m.p_value is not None:
+        return f" (p={m.p_value:.2g})"
+    if m.ci is not None:
+        return f" (95% CI {m.ci[0]:+.3g}..{m.ci[1]:+.3g})"
     return ""
 
 
 def headline(reports: Sequence[Report]) -> str:
     """One line: the verdict a reviewer reads first."""
-    metrics = [c for r in reports for c in r.checks if _kind(c) == "metric"]
-    regressed = [c for c in metrics if c.figures.get("verdict") == "regressed"]
+    metrics = _metrics([c for r in reports for c in r.checks])
+    regressed = [(c, m) for c, m in metrics if m.verdict is Verdict.REGRESSED]
     failed_checks = [c for r in reports if r.command != "compare" for c in r.checks if c.status == "fail"]
     first_run = any(r.subject.get("first_run") for r in reports if r.command == "compare")
     parts = []
     if regressed:
-        worst_one = regressed[0]
+        worst_one, worst_metric = regressed[0]
         more = f" and {len(regressed) - 1} more" if len(regressed) > 1 else ""
         parts.append(
             f"{len(regressed)} metric(s) regressed: `{worst_one.check}` "
-            f"{_fmt(worst_one.figures.get('base'))} → {_fmt(worst_one.figures.get('head'))}{more}"
+            f"{_fmt(worst_metric.base)} → {_fmt(worst_metric.head)}{more}"
         )
     if failed_checks:
         names = ", ".join(c.check for c in failed_checks[:3])
@@ -174,7 +172,7 @@ def headline(reports: Sequence[Report]) -> str:
             f":information_source: **No baseline on main yet**: {len(metrics)} metric(s) recorded, nothing to "
             "compare. Later pull requests will be compared with this."
         )
-    improved = sum(1 for c in metrics if c.figures.get("verdict") == "improved")
+    improved = sum(1 for _, m in metrics if m.verdict is Verdict.IMPROVED)
     bits = []
     if metrics:
         bits.append(f"{len(metrics)} metric(s) compared with main" + (f", {improved} improved" if improved else ""))
@@ -187,8 +185,8 @@ def headline(reports: Sequence[Report]) -> str:
 def _metrics_section(reports: Sequence[Report]) -> list[str]:
     lines: list[str] = []
     for r in reports:
-        metrics = [c for c in r.checks if _kind(c) == "metric"]
-        training = [c for c in r.checks if _kind(c) == "training"]
+        metrics = _metrics(r.checks)
+        training = [c for c in r.checks if c.kind is Kind.TRAINING]
         if not metrics and not training:
             continue
         base = r.subject.get("base", {}) if isinstance(r.subject.get("base"), dict) else {}
@@ -196,29 +194,17 @@ def _metrics_section(reports: Sequence[Report]) -> list[str]:
         sha = (base.get("sha") or "")[:7]
         lines += [f"### Metrics vs `{ref}`" + (f" ({sha})" if sha else ""), ""]
         if metrics:
-            order = {
-                "regressed": 0,
-                "invalid": 1,
-                "missing": 2,
-                "improved": 3,
-                "new": 4,
-                "within-noise": 5,
-                "unchanged": 6,
-            }
-            metrics.sort(key=lambda c: order.get(str(c.figures.get("verdict")), 9))
+            metrics.sort(key=lambda cm: cm[1].verdict.rank)
             lines += ["| metric | main | PR | change | verdict |", "|---|---:|---:|---:|---|"]
-            for c in metrics:
-                f = c.figures
-                verdict = VERDICT_ICONS.get(str(f.get("verdict")), str(f.get("verdict")))
-                n = len(f.get("head_samples") or [])
+            for c, m in metrics:
+                n = len(m.head_samples)
                 seeds = f" ×{n}" if n > 1 else ""
                 lines.append(
-                    f"| `{_cell(c.check)}` | {_fmt(f.get('base'))} | {_fmt(f.get('head'))}{seeds} | "
-                    f"{_change(f)} | {verdict}{_evidence(f)} |"
+                    f"| `{_cell(c.check)}` | {_fmt(m.base)} | {_fmt(m.head)}{seeds} | "
+                    f"{_change(m)} | {VERDICT_ICONS[m.verdict]}{_evidence(m)} |"
                 )
             lines.append("")
         for c in training:
-            f = c.figures
             icon = STATUS_ICONS[c.status]
             lines += [f"{icon} {_cell(c.summary or c.check)}", ""]
     return lines
@@ -227,7 +213,8 @@ def _metrics_section(reports: Sequence[Report]) -> list[str]:
 def _checks_section(reports: Sequence[Report]) -> list[str]:
     lines: list[str] = []
     for r in reports:
-        checks = [c for c in r.checks if _kind(c) not in ("metric", "curve", "training")]
+        # A metric whose verdict this version does not know is listed as a check, never dropped.
+        checks = [c for c in r.checks if c.kind in (Kind.CHECK, Kind.POLICY) or c.kind is Kind.METRIC and not c.metric]
         if not checks:
             continue
         lines += [f"### {r.command}", "", "| check | status | summary |", "|---|---|---|"]
@@ -274,7 +261,7 @@ def curves(reports: Sequence[Report]) -> list[tuple[str, dict[str, list[float]]]
     out: list[tuple[str, dict[str, list[float]]]] = []
     for r in reports:
         for c in r.checks:
-            if _kind(c) == "curve":
+            if c.kind is Kind.CURVE:
                 ys = c.figures.get("y") or []
                 for y in ys if isinstance(ys, list) else [ys]:
                     lines = {side: c.series[f"{side}:{y}"] for side in ("base", "head") if f"{side}:{y}" in c.series}
