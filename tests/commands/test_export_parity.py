@@ -161,3 +161,14 @@ def test_golden_inputs_the_model_rejects_exit_2(
     torch.save(torch.randn(4, 5), golden)
     assert main(["export-parity", "--spec", f"{spec_file}:plain", "--inputs", str(golden)]) == 2
     assert "the model rejects these golden inputs" in capsys.readouterr().err
+
+
+def test_format_and_spec_from_pyproject(
+    spec_file: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """[tool.ci-checks] spec and format are honoured by export-parity as by every command."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text(f'[tool.ci-checks]\nspec = "{spec_file}:plain"\nformat = "json"\n')
+    assert main(["export-parity"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["command"] == "export-parity" and doc["status"] == "pass"

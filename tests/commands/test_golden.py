@@ -88,3 +88,15 @@ def test_suites_from_pyproject(tmp_path: Path, suites: list[str]) -> None:
     assert (tmp_path / "g" / "near-origin.expected.npz").exists()
     (tmp_path / "pyproject.toml").write_text("[tool.ci-checks.golden]\nsuite = {}\n")
     assert main(["golden", "--spec", SPEC]) == 2
+
+
+def test_format_from_pyproject_and_config_option(tmp_path: Path, suites: list[str], capsys) -> None:
+    """[tool.ci-checks] format is honoured by golden as by every command, and --config picks the file."""
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "pyproject.toml").write_text(f'[tool.ci-checks]\nspec = "{SPEC}"\nformat = "json"\n')
+    assert main(["golden", "--config", str(conf / "pyproject.toml"), *suites, "--update"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["command"] == "golden" and doc["status"] == "pass"
+    assert main(["golden", "--config", str(conf / "pyproject.toml"), *suites, "--format", "text"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("golden: PASS")
