@@ -1,40 +1,51 @@
-"""User configuration: [tool.ci-checks] in the target repository's pyproject.toml, validated."""
+"""User configuration: [tool.ci-checks] in the target repository's pyproject.toml, declared once and validated.
+
+`schema()` is the one description of every table. Every command (through load_config), the validate-config hook
+and the published JSON Schema (ci_checks/schema/ci-checks.schema.json) use it. A check's table comes from its
+SETTINGS when the schema is built, so a check registered later is configurable too.
+"""
 
 from __future__ import annotations
 
+import argparse
+import copy
 import difflib
-import importlib
+import json
+import math
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ci_checks._errors import UserError
+from ci_checks.schema import (  # noqa: F401 - re-exported: the config API names them
+    DIRECTIONS,
+    FAIL_ON,
+    FORMATS,
+    MINIMUM,
+    REGENERATE,
+    SCHEMA_FILE,
+    TABLES,
+    TESTS,
+    ArrayOf,
+    Field,
+    MapOf,
+    Node,
+    Table,
+    json_schema,
+    schema,
+    settings_table,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-FORMATS = ("text", "json", "github")
-TOP_LEVEL: dict[str, type | tuple[type, ...]] = {
-    "spec": str,
-    "format": str,
-    "output": str,
-    "device": str,
-    "seed": int,
-    "checks": list,
-    "skip": list,
-}
 
-# Tables owned by other commands: "module:function" validators, imported only when the table is present.
-# Each validator takes (table, where) and returns the validated table or raises UserError.
-SECTIONS: dict[str, str] = {
-    "compare": "ci_checks.compare:validate_compare",
-    "metrics": "ci_checks.compare:validate_metrics",
-    "golden": "ci_checks.commands.golden:validate_config",
-    "rerun": "ci_checks.commands.rerun:validate_config",
-}
+# ---------------------------------------------------------------- reading and validating
 
 
 def find_pyproject(start: str | None = None) -> str | None:
@@ -69,85 +80,33 @@ def load_config(path: str | None, *, defaults: Mapping[str, Mapping[str, Any]]) 
         raise UserError(f"{path}: config file not found; pass an existing pyproject.toml to --config") from None
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{path}: invalid TOML ({e}); fix the file") from None
-    table = data.get("tool", {}).get("ci-checks", {})
-    return validate_config(table, defaults=defaults, where=f"{path} [tool.ci-checks]")
+    tool = data.get("tool", {})
+    if not isinstance(tool, Mapping):
+        raise UserError(f"{path}: 'tool' must be a table ([tool]), got {tool!r}")
+    return validate_config(tool.get("ci-checks", {}), defaults=defaults, where=f"{path} [tool.ci-checks]")
 
 
 def validate_config(
     table: Mapping[str, Any], *, defaults: Mapping[str, Mapping[str, Any]], where: str
 ) -> dict[str, Any]:
-    """Check keys and types against the known settings; unknown keys are rejected with the closest valid one."""
-    valid = list(TOP_LEVEL) + list(defaults) + list(SECTIONS)
-    config: dict[str, Any] = {}
-    for key, value in table.items():
-        if key in TOP_LEVEL:
-            expected = TOP_LEVEL[key]
-            if not isinstance(value, expected) or isinstance(value, bool) and expected is int:
-                raise UserError(f"{where}: '{key}' must be {_type_name(expected)}, got {value!r}")
-            if key == "format" and value not in FORMATS:
-                raise UserError(f"{where}: format must be one of {', '.join(FORMATS)}, got {value!r}")
-            if key in ("checks", "skip") and isinstance(value, list):
-                for name in value:
-                    if name not in defaults:
-                        hint = closest(str(name), list(defaults), "checks")
-                        raise UserError(f"{where}: {key} names unknown check {name!r}; {hint}")
-            config[key] = value
-        elif key in defaults:
-            if not isinstance(value, Mapping):
-                raise UserError(f"{where}: '{key}' must be a table ([tool.ci-checks.{key}])")
-            config[key] = {k: coerce_setting(key, k, v, defaults[key], where=where) for k, v in value.items()}
-        elif key in SECTIONS:
-            if not isinstance(value, Mapping):
-                raise UserError(f"{where}: '{key}' must be a table ([tool.ci-checks.{key}])")
-            module, _, func = SECTIONS[key].partition(":")
-            config[key] = getattr(importlib.import_module(module), func)(value, f"{where}.{key}")
-        else:
-            raise UserError(f"{where}: unknown key '{key}'; {closest(key, valid)}")
-    return config
+    """Check [tool.ci-checks] against the schema; the commands' tables come back with their defaults filled in."""
+    at = _Where.parse(where)
+    if not isinstance(table, Mapping):
+        raise UserError(f"{at.prefix or where}: 'tool.ci-checks' must be a table ([tool.ci-checks]), got {table!r}")
+    return _table(schema(defaults), table, at)
+
+
+def validate_section(name: str, table: Mapping[str, Any] | None = None, *, where: str | None = None) -> dict[str, Any]:
+    """Check one command's table (compare, golden, rerun) and fill in its defaults; with none, the defaults."""
+    at = _Where.parse(where or f"[tool.ci-checks.{name}]")
+    if not isinstance(table or {}, Mapping):
+        raise UserError(f"{at}: must be a table, got {table!r}")
+    return _table(TABLES[name], table or {}, at)
 
 
 def coerce_setting(check: str, key: str, value: Any, known: Mapping[str, Any], *, where: str) -> Any:
     """Validate one per-check setting against its default's type."""
-    if key not in known:
-        hint = closest(key, list(known)) if known else f"'{check}' takes no settings"
-        raise UserError(f"{where}: unknown setting '{check}.{key}'; {hint}")
-    default = known[key]
-    value = _typed(check, key, value, default, where)
-    low = _MINIMUM.get(key.rpartition("-")[2])
-    if low is not None and value is not None and value < low:
-        raise UserError(f"{where}: '{check}.{key}' must be at least {low}, got {value!r}")
-    return value
-
-
-# Lower bounds, by the setting's name or its last word: step counts need a step, tolerances can't be negative.
-_MINIMUM: dict[str, float] = {
-    "steps": 1,
-    "before": 1,
-    "after": 1,
-    "seconds": 0.0,
-    "rtol": 0.0,
-    "atol": 0.0,
-    "tolerance": 0.0,
-    "accuracy": 0.0,
-    "ratio": 1.0,
-}
-
-
-def _typed(check: str, key: str, value: Any, default: Any, where: str) -> Any:
-    if value is None or default is None and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value
-    if isinstance(default, bool) or isinstance(value, bool):
-        if isinstance(value, bool) and isinstance(default, bool):
-            return value
-    elif isinstance(default, int) and isinstance(value, int):
-        return value
-    elif isinstance(default, float) and isinstance(value, (int, float)):
-        return float(value)
-    wanted = "a number" if default is None else _TYPE_WORDS.get(type(default), type(default).__name__)
-    raise UserError(f"{where}: '{check}.{key}' must be {wanted}, got {value!r}")
-
-
-_TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+    return _key(settings_table(check, known), key, value, _Where.parse(where))
 
 
 def parse_value(text: str) -> Any:
@@ -158,5 +117,186 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def _type_name(t: type | tuple[type, ...]) -> str:
-    return {str: "a string", int: "an integer", list: "a list"}.get(t if isinstance(t, type) else str, str(t))
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")
+_TYPE_WORDS: dict[type, str] = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+    list: "a list",
+    dict: "a table",
+}
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where a message points: the file, and the TOML table as its header would name it."""
+
+    prefix: str
+    header: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, where: str) -> _Where:
+        match = re.fullmatch(r"(.*?) ?\[([^\[\]]+)\]", where)
+        return cls(match[1], (match[2],)) if match else cls(where)
+
+    def sub(self, path: str) -> _Where:
+        return _Where(self.prefix, (*self.header, path))
+
+    def header_of(self, path: str) -> str:
+        return f"[{'.'.join((*self.header, path))}]"
+
+    def __str__(self) -> str:
+        header = f"[{'.'.join(self.header)}]" if self.header else ""
+        return " ".join(part for part in (self.prefix, header) if part)
+
+
+def _path(key: str) -> str:
+    return key if _BARE_KEY.match(key) else json.dumps(key)
+
+
+def _check(node: Node, value: Any, at: _Where, name: str, path: str, *, setting: bool = False) -> Any:
+    """The value of `name` (written `path` in a TOML header) in the table `at`, validated, defaults filled in."""
+    if isinstance(node, Field):
+        return _field(node, value, at, name, setting)
+    if isinstance(node, Table):
+        if node.shorthand and isinstance(value, str):
+            value = {node.shorthand: value}
+        if not isinstance(value, Mapping):
+            raise _wrong(at, name, node.expected or f"a table ({at.header_of(path)})", value)
+        return _table(node, value, at if node.check else at.sub(path))
+    if isinstance(node, MapOf):
+        if not isinstance(value, Mapping):
+            raise _wrong(at, name, node.expected or f"a table ({at.header_of(path)})", value)
+        inner = at.sub(path)
+        return {str(k): _check(node.value, v, inner, str(k), _path(str(k))) for k, v in value.items()}
+    if node.single and isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise _wrong(at, name, node.expected or "a list", value)
+    items = [_check(node.item, v, at, f"{name}[{i}]", f"{path}[{i}]") for i, v in enumerate(value)]
+    if node.unique:
+        seen: set[Any] = set()
+        for i, item in enumerate(items):
+            if item[node.unique] in seen:
+                raise UserError(
+                    f"{at}: {name}[{i}] repeats {node.unique} {item[node.unique]!r}; give each a {node.unique} "
+                    "of its own"
+                )
+            seen.add(item[node.unique])
+    return items
+
+
+def _table(table: Table, value: Mapping[str, Any], at: _Where) -> dict[str, Any]:
+    out = {str(key): _key(table, str(key), item, at) for key, item in value.items()}
+    for key, node in table.fields.items():
+        if key in out:
+            continue
+        if isinstance(node, Field) and node.required:
+            help = f" ({node.help[:1].lower()}{node.help[1:].rstrip('.')})" if node.help else ""
+            raise UserError(f"{at}: missing required key '{key}'{help}")
+        if table.fill:
+            out[key] = _default(node)
+    return out
+
+
+def _key(table: Table, key: str, value: Any, at: _Where) -> Any:
+    node = table.fields.get(key)
+    if node is None and table.check:
+        hint = closest(key, list(table.fields)) if table.fields else f"'{table.check}' takes no settings"
+        raise UserError(f"{at}: unknown setting '{table.check}.{key}'; {hint}")
+    if node is None:
+        raise UserError(f"{at}: unknown key '{key}'; {closest(key, list(table.fields))}")
+    if table.check:
+        return _check(node, value, at, f"{table.check}.{key}", _path(key), setting=True)
+    return _check(node, value, at, key, _path(key))
+
+
+def _field(field: Field, value: Any, at: _Where, name: str, setting: bool) -> Any:
+    if value is None and (field.nullable or field.default is None and not field.required):
+        return None
+    types = field.type if isinstance(field.type, tuple) else (field.type,)
+    number = float in types and isinstance(value, int)
+    if isinstance(value, bool) and bool not in types or not (isinstance(value, types) or number):
+        raise _wrong(at, name, field.expected or _type_words(types), value)
+    if field.type is float:
+        value = float(value)
+    if _valid(field, value):
+        return value
+    label = f"'{name}'" if setting else name
+    if field.nonempty and value == "":
+        raise UserError(f"{at}: {label} must not be empty, got ''")
+    if field.noun:
+        listed = name.rpartition("[")[0] or name
+        hint = closest(value, field.choices, f"{field.noun}s")
+        raise UserError(f"{at}: {listed} names unknown {field.noun} {value!r}; {hint}")
+    match = difflib.get_close_matches(value, field.choices, n=1, cutoff=0.5) if isinstance(value, str) else []
+    hint = f"; did you mean '{match[0]}'?" if match else ""
+    raise UserError(f"{at}: {label} must be {field.expected or _constraint(field, value)}, got {value!r}{hint}")
+
+
+def _valid(field: Field, value: Any) -> bool:
+    if field.choices and value not in field.choices or field.nonempty and value == "":
+        return False
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return True
+    bounded = (field.minimum, field.exclusive_minimum, field.exclusive_maximum) != (None, None, None)
+    if field.finite and not math.isfinite(value) or bounded and math.isnan(value):  # NaN passes every comparison
+        return False
+    return not (
+        field.minimum is not None
+        and value < field.minimum
+        or field.exclusive_minimum is not None
+        and value <= field.exclusive_minimum
+        or field.exclusive_maximum is not None
+        and value >= field.exclusive_maximum
+    )
+
+
+def _constraint(field: Field, value: Any) -> str:
+    low, high = field.exclusive_minimum, field.exclusive_maximum
+    if field.choices:
+        return f"one of {', '.join(field.choices)}"
+    if field.finite and isinstance(value, float) and not math.isfinite(value):
+        return "a finite number"
+    if low is not None and high is not None:
+        return f"a number between {low:g} and {high:g} (exclusive)"
+    if low == 0:
+        return "a positive number"
+    if low is not None:
+        return f"greater than {low:g}"
+    if field.minimum is not None:
+        return f"at least {field.minimum:g}"
+    return "valid"
+
+
+def _type_words(types: tuple[type, ...]) -> str:
+    if set(types) == {int, float}:
+        return "a number"
+    return " or ".join(_TYPE_WORDS.get(t, t.__name__) for t in types)
+
+
+def _wrong(at: _Where, name: str, expected: str, value: Any) -> UserError:
+    return UserError(f"{at}: '{name}' must be {expected}, got {value!r}")
+
+
+def _default(node: Node) -> Any:
+    if isinstance(node, Field):
+        return copy.deepcopy(node.default)
+    if isinstance(node, ArrayOf):
+        return copy.deepcopy(list(node.default))
+    if isinstance(node, Table) and node.fill:
+        return {k: _default(n) for k, n in node.fields.items() if not (isinstance(n, Field) and n.required)}
+    return {}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ci_checks.config", description="The [tool.ci-checks] schema.")
+    parser.add_argument("--json-schema", action="store_true", required=True, help="print it as JSON Schema")
+    parser.parse_args(argv)
+    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -32,7 +32,7 @@ class TrainingSpec:
     optimizer) -> loss`` replaces the kit's default step, ``setup() -> (model, optimizer)`` replaces both
     factories. ``forward(model, inputs)`` says how to call the model (default: ``model(x)``, ``model(*x)`` for
     a tuple, ``model(**x)`` for a dict) and ``prediction(outputs)`` picks the prediction tensor out of the
-    model's outputs (default rule: see README).
+    model's outputs (default rule: see docs/train-check.md).
     """
 
     model_factory: Callable[[], Any] | None = None

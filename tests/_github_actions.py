@@ -8,8 +8,9 @@ in one way on purpose: a reference to an input or a step id that does not exist 
 `run_composite` runs a composite action's steps the way the runner does: `with:` inputs (and their defaults) are
 the `inputs` context, each step's `env:` is evaluated into its environment, `run:` scripts go to bash (`bash
 --noprofile --norc -eo pipefail`) or python, and GITHUB_OUTPUT / GITHUB_ENV / GITHUB_PATH / GITHUB_STEP_SUMMARY
-are files the next steps and the action's outputs read. `uses:` steps are not run (they need the network); they
-are recorded, and the test says which ones it expects.
+are files the next steps and the action's outputs read. A `uses: $/actions/NAME` step (this repository's own action,
+through GitHub's self-repository syntax) runs that action the same way, nested, and its outputs are the step's; other
+`uses:` steps are not run (they need the network): they are recorded, and the test says which ones it expects.
 """
 
 from __future__ import annotations
@@ -322,6 +323,7 @@ class StepResult:
     outputs: dict[str, str] = field(default_factory=dict)
     log: str = ""
     returncode: int | None = None
+    nested: ActionResult | None = None  # the run of a `uses: $/actions/NAME` step
 
 
 @dataclass
@@ -355,8 +357,11 @@ def run_composite(
     env: Mapping[str, str] | None = None,
     github: Mapping[str, Any] | None = None,
     timeout: float = 600,
+    repository: str | None = None,
 ) -> ActionResult:
-    """Run a composite action's steps as the runner does; see the module docstring."""
+    """Run a composite action's steps as the runner does; see the module docstring. `repository` is the checkout
+    that `$/` names (default: two folders above action_dir, as in actions/NAME/action.yml)."""
+    repository = repository or os.path.dirname(os.path.dirname(os.path.abspath(action_dir)))
     action = load_yaml(os.path.join(action_dir, "action.yml"))
     assert action["runs"]["using"] == "composite", action_dir
     declared = action.get("inputs") or {}
@@ -414,6 +419,30 @@ def run_composite(
         step_id = step.get("id")
         if not condition(step.get("if"), contexts, status):
             result = StepResult(step_id, name, "skipped")
+        elif str(step.get("uses", "")).startswith("$/actions/"):
+            nested = run_composite(
+                os.path.join(repository, step["uses"].removeprefix("$/")),
+                {k: interpolate(v, contexts, status) for k, v in (step.get("with") or {}).items()},
+                workspace=workspace,
+                temp=temp,
+                env={
+                    **(env or {}),
+                    **exported,
+                    **({"PATH": os.pathsep.join([*reversed(extra_path), process_env["PATH"]])} if extra_path else {}),
+                    **{k: interpolate(v, contexts, status) for k, v in (step.get("env") or {}).items()},
+                },
+                github=github,
+                timeout=timeout,
+                repository=repository,
+            )
+            skipped_uses += nested.skipped_uses
+            exported.update(nested.env)
+            codes = [s.returncode for s in nested.steps if s.outcome == "failure"]
+            result = StepResult(
+                step_id, name, nested.outcome, nested.outputs, nested.log, codes[0] if codes else 0, nested
+            )
+            if result.outcome == "failure" and not truthy(step.get("continue-on-error", False)):
+                failed = True
         elif "uses" in step:
             for value in (step.get("with") or {}).values():  # evaluated, so a typo there fails too
                 interpolate(value, contexts, status)

@@ -24,26 +24,14 @@ ROOT = Path(__file__).resolve().parent.parent
 ACTIONS = ROOT / "actions"
 EXAMPLES = ROOT / "examples"
 ACTION_NAMES = sorted(p.parent.name for p in ACTIONS.glob("*/action.yml"))
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "ci",
-    "GIT_AUTHOR_EMAIL": "ci@example.com",
-    "GIT_COMMITTER_NAME": "ci",
-    "GIT_COMMITTER_EMAIL": "ci@example.com",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
+# Deprecated aliases kept for one release (removed in v0.2.0): old name -> the action it forwards to.
+DEPRECATED = {"test": "pytest", "rerun-training": "rerun"}
 CI_CHECKS = [sys.executable, "-m", "ci_checks"]
 
 
 def _has_command(name: str) -> bool:
     done = subprocess.run([*CI_CHECKS, name, "--help"], capture_output=True, text=True)
     return done.returncode == 0
-
-
-def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, env={**os.environ, **GIT_ENV}, capture_output=True, text=True, check=True
-    ).stdout
 
 
 @pytest.fixture
@@ -60,14 +48,14 @@ def run(tmp_path: Path):
 
 def test_every_action_has_a_test_here():
     tested = set(re.findall(r'\brun\(\s*"([a-z-]+)"', Path(__file__).read_text()))
-    assert set(ACTION_NAMES) == {
+    assert set(ACTION_NAMES) - set(DEPRECATED) == {
         "setup",
         "lint",
-        "test",
+        "pytest",
         "train-check",
         "compare",
         "report",
-        "rerun-training",
+        "rerun",
         "export-parity",
     }
     assert tested == set(ACTION_NAMES), f"actions without a run test: {sorted(set(ACTION_NAMES) - tested)}"
@@ -158,17 +146,16 @@ def test_setup_uses_setup_python_and_refuses_an_unknown_torch_build(run, tmp_pat
     assert failed.returncode == 2 and "torch must be cpu, cuda or none, got 'rocm'" in failed.log
 
 
-def test_setup_pulls_dvc_data_from_a_local_remote(run, tmp_path):
+def test_setup_pulls_dvc_data_from_a_local_remote(run, tmp_path, git_repo):
     pytest.importorskip("dvc")
-    project, remote = tmp_path / "project", tmp_path / "remote"
-    project.mkdir()
+    repo, remote = git_repo.init(tmp_path / "project"), tmp_path / "remote"
+    project = repo.root
     dvc = [sys.executable, "-m", "dvc"]
-    env = {**os.environ, **GIT_ENV, "DVC_NO_ANALYTICS": "1"}
-    for cmd in (["git", "init", "-q"], [*dvc, "init", "-q"], [*dvc, "remote", "add", "-d", "local", str(remote)]):
-        subprocess.run(cmd, cwd=project, env=env, check=True, capture_output=True)
+    for cmd in ([*dvc, "init", "-q"], [*dvc, "remote", "add", "-d", "local", str(remote)]):
+        repo.run(*cmd)
     (project / "weights.bin").write_bytes(b"\x00" * 1000)
     for cmd in ([*dvc, "add", "-q", "weights.bin"], [*dvc, "push", "-q"]):
-        subprocess.run(cmd, cwd=project, env=env, check=True, capture_output=True)
+        repo.run(*cmd)
     (project / "weights.bin").unlink()
     shutil.rmtree(project / ".dvc" / "cache")
     result = run(
@@ -184,47 +171,39 @@ def test_setup_pulls_dvc_data_from_a_local_remote(run, tmp_path):
 
 
 @pytest.fixture
-def hooked_repo(tmp_path: Path) -> Path:
+def hooked_repo(tmp_path: Path, git_repo) -> Path:
     """A git repository with a pre-commit config whose one hook (pygrep: nothing to install) forbids 'XXX'."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / ".pre-commit-config.yaml").write_text(
+    repo = git_repo.init(tmp_path / "repo")
+    config = (
         "repos:\n  - repo: local\n    hooks:\n      - id: no-xxx\n        name: no XXX markers\n"
         "        entry: XXX\n        language: pygrep\n        types: [python]\n"
     )
-    (repo / "code.py").write_text("x = 1\n")
-    _git(repo, "init", "-q")
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-qm", "base")
-    return repo
+    repo.commit({".pre-commit-config.yaml": config, "code.py": "x = 1\n"}, "base")
+    return repo.root
 
 
-def test_lint_runs_pre_commit_on_every_file(run, hooked_repo):
+def test_lint_runs_pre_commit_on_every_file(run, hooked_repo, git_repo):
     env = {"PRE_COMMIT_HOME": str(hooked_repo.parent / "pre-commit-home")}
     ok = run("lint", {"install-pre-commit": "false"}, workspace=hooked_repo, env=env)
     assert ok.outcome == "success", ok.log
     assert re.search(r"no XXX markers\.+Passed", re.sub(r"\x1b\[[0-9;]*m", "", ok.log))
     (hooked_repo / "code.py").write_text("x = 1  # XXX\n")
-    _git(hooked_repo, "add", "-A")
+    git_repo(hooked_repo).git("add", "-A")
     bad = run("lint", {"install-pre-commit": "false", "hook": "no-xxx"}, workspace=hooked_repo, env=env)
     assert bad.outcome == "failure"
     assert "code.py:1:x = 1  # XXX" in bad.log
 
 
-def test_lint_from_ref_checks_only_changed_files(run, hooked_repo):
+def test_lint_from_ref_checks_only_changed_files(run, hooked_repo, git_repo):
     env = {"PRE_COMMIT_HOME": str(hooked_repo.parent / "pre-commit-home")}
-    (hooked_repo / "old.py").write_text("XXX = 'committed before the base'\n")
-    _git(hooked_repo, "add", "-A")
-    _git(hooked_repo, "commit", "-qm", "old marker")
-    base = _git(hooked_repo, "rev-parse", "HEAD").strip()
-    (hooked_repo / "new.py").write_text("y = 2\n")
-    _git(hooked_repo, "add", "-A")
-    _git(hooked_repo, "commit", "-qm", "clean change")
+    repo = git_repo(hooked_repo)
+    base = repo.commit({"old.py": "XXX = 'committed before the base'\n"}, "old marker")
+    repo.commit({"new.py": "y = 2\n"}, "clean change")
     result = run("lint", {"install-pre-commit": "false", "from-ref": base}, workspace=hooked_repo, env=env)
     assert result.outcome == "success", result.log
 
 
-# ---------------------------------------------------------------- test
+# ---------------------------------------------------------------- pytest
 
 
 @pytest.fixture
@@ -239,8 +218,8 @@ def pytest_project(tmp_path: Path) -> Path:
     return project
 
 
-def test_test_action_writes_junit_outputs_and_summary(run, pytest_project):
-    result = run("test", {"markers": "not slow", "pytest-args": "-q -p no:cacheprovider"}, workspace=pytest_project)
+def test_pytest_writes_junit_outputs_and_summary(run, pytest_project):
+    result = run("pytest", {"markers": "not slow", "pytest-args": "-q -p no:cacheprovider"}, workspace=pytest_project)
     assert result.outcome == "success", result.log
     assert result.outputs == {
         "junit-xml": "results/junit.xml",
@@ -253,9 +232,9 @@ def test_test_action_writes_junit_outputs_and_summary(run, pytest_project):
     assert "pytest: 1 passed, 0 failed, 0 errors, 1 skipped" in result.summary
 
 
-def test_test_action_fails_and_still_summarises_the_failures(run, pytest_project):
+def test_pytest_fails_and_still_summarises_the_failures(run, pytest_project):
     (pytest_project / "tests" / "test_b.py").write_text("def test_broken():\n    assert 1 == 2\n")
-    result = run("test", {"paths": "tests/test_b.py", "pytest-args": "-p no:cacheprovider"}, workspace=pytest_project)
+    result = run("pytest", {"paths": "tests/test_b.py", "pytest-args": "-p no:cacheprovider"}, workspace=pytest_project)
     assert result.outcome == "failure"
     assert result.step("Run pytest").returncode == 1
     assert result.step("summary").outcome == "success"  # if: always()
@@ -351,17 +330,15 @@ def test_train_check_bad_spec_exits_2(run, tmp_path):
         pytest.param(0.50, ("failure", "1"), id="regression-fails"),
     ],
 )
-def test_compare_against_the_base_commit(run, tmp_path, head_accuracy, expected):
+def test_compare_against_the_base_commit(run, tmp_path, git_repo, head_accuracy, expected):
     repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / "pyproject.toml").write_text(
-        '[tool.ci-checks.compare]\nfiles = ["metrics.json"]\ndvc = false\nfetch-depth = 0\n'
+    base = git_repo.init(repo).commit(
+        {
+            "pyproject.toml": '[tool.ci-checks.compare]\nfiles = ["metrics.json"]\ndvc = false\nfetch-depth = 0\n',
+            "metrics.json": {"accuracy": 0.91},
+        },
+        "base",
     )
-    (repo / "metrics.json").write_text(json.dumps({"accuracy": 0.91}))
-    _git(repo, "init", "-q")
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-qm", "base")
-    base = _git(repo, "rev-parse", "HEAD").strip()
     (repo / "metrics.json").write_text(json.dumps({"accuracy": head_accuracy}))
     result = run("compare", {"base": base, "fail-on": "regressed", "install-ci-checks": "false"}, workspace=repo)
     assert (result.outcome, result.outputs["exit-code"]) == expected, result.log
@@ -519,7 +496,7 @@ def test_report_posts_with_cml_telemetry_off(run, results_dir, tmp_path, publish
     assert lines[2:] == ["token: t0ken", "track: 1"]
 
 
-# ---------------------------------------------------------------- rerun-training, export-parity
+# ---------------------------------------------------------------- rerun, export-parity
 
 
 @pytest.mark.skipif(
@@ -527,9 +504,9 @@ def test_report_posts_with_cml_telemetry_off(run, results_dir, tmp_path, publish
     reason="ci-checks rerun is not implemented yet (issue 4); this test "
     "runs by itself once `ci-checks rerun --help` works",
 )
-def test_rerun_training_refuses_a_ref_that_does_not_exist(run, tmp_path):
+def test_rerun_refuses_a_ref_that_does_not_exist(run, tmp_path):
     result = run(
-        "rerun-training",
+        "rerun",
         {
             "ref": "no-such-ref-7f3a",
             "working-directory": "examples",
@@ -564,3 +541,52 @@ def test_export_parity_passes_on_the_example(run, tmp_path):
     assert result.outcome == "success", result.log
     assert result.outputs == {"status": "pass", "exit-code": "0", "results": str(output)}
     assert json.loads(output.read_text())["status"] == "pass"
+
+
+# ---------------------------------------------------------------- deprecated aliases (removed in v0.2.0)
+
+
+@pytest.mark.parametrize(("old", "new"), DEPRECATED.items(), ids=list(DEPRECATED))
+def test_deprecated_alias_forwards_every_input_and_output(old, new):
+    alias, target = (load_yaml(str(ACTIONS / name / "action.yml")) for name in (old, new))
+    assert alias["description"].startswith(f"Deprecated: use actions/{new}; removed in v0.2.0.")
+    assert alias["inputs"] == target["inputs"], "the same inputs, descriptions and defaults"
+    warn, forward = alias["runs"]["steps"]
+    assert (
+        f"::warning title=ci-checks::actions/{old} is deprecated: use actions/{new}; removed in v0.2.0" in warn["run"]
+    )
+    assert forward["uses"] == f"$/actions/{new}" and "if" not in forward
+    assert forward["with"] == {name: f"${{{{ inputs.{name} }}}}" for name in target["inputs"]}
+    assert {name: spec["description"] for name, spec in alias["outputs"].items()} == {
+        name: spec["description"] for name, spec in target["outputs"].items()
+    }
+    assert {name: spec["value"] for name, spec in alias["outputs"].items()} == {
+        name: f"${{{{ steps.{forward['id']}.outputs.{name} }}}}" for name in target["outputs"]
+    }
+
+
+def test_every_deprecated_alias_is_listed():
+    described = {
+        n for n in ACTION_NAMES if load_yaml(str(ACTIONS / n / "action.yml"))["description"].startswith("Deprecated")
+    }
+    assert described == set(DEPRECATED)
+
+
+def test_deprecated_test_alias_runs_actions_pytest_and_warns(run, pytest_project):
+    inputs = {"markers": "not slow", "pytest-args": "-q -p no:cacheprovider"}
+    new = run("pytest", inputs, workspace=pytest_project)
+    old = run("test", inputs, workspace=pytest_project)
+    assert (old.outcome, old.outputs) == (new.outcome, new.outputs) == ("success", old.outputs), old.log
+    assert old.outputs["tests"] == "2"
+    assert "::warning title=ci-checks::actions/test is deprecated: use actions/pytest" in old.steps[0].log
+    assert old.step("pytest").nested is not None and "warning" not in new.log
+
+
+@pytest.mark.skipif(not _has_command("rerun"), reason="ci-checks rerun is not implemented")
+def test_deprecated_rerun_training_alias_runs_actions_rerun_and_warns(run, tmp_path):
+    inputs = {"ref": "no-such-ref-7f3a", "working-directory": "examples", "device": "cpu", "install-ci-checks": "false"}
+    new = run("rerun", {**inputs, "output": str(tmp_path / "new.json")})
+    old = run("rerun-training", {**inputs, "output": str(tmp_path / "new.json")})
+    assert "::warning title=ci-checks::actions/rerun-training is deprecated: use actions/rerun" in old.steps[0].log
+    assert (old.outcome, old.outputs) == (new.outcome, new.outputs) and old.outcome == "failure"
+    assert old.step("rerun").returncode == 2, old.log

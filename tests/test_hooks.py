@@ -24,28 +24,12 @@ else:  # pragma: no cover
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-DOCS = ROOT / "README.md"
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "ci",
-    "GIT_AUTHOR_EMAIL": "ci@example.com",
-    "GIT_COMMITTER_NAME": "ci",
-    "GIT_COMMITTER_EMAIL": "ci@example.com",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, env={**os.environ, **GIT_ENV}, capture_output=True, text=True, check=True
-    ).stdout
+DOCS = ROOT / "docs" / "hooks.md"
 
 
 @pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "repo"
-    path.mkdir()
-    git(path, "init", "-q")
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, git_repo) -> Path:
+    path = git_repo.init(tmp_path / "repo").root
     monkeypatch.chdir(path)
     return path
 
@@ -103,6 +87,119 @@ def test_validate_config_does_not_import_torch(repo):
         check=True,
     )
     assert done.stdout.split() == ["0", "False"]
+
+
+# Every table, as a user would write it; the hook must accept it (tests/test_config.py holds the schema's own tests).
+FULL_CONFIG = """
+[tool.ci-checks]
+spec = "spec.py:training_spec"
+format = "github"
+checks = ["memorization", "loss-decreases"]
+skip = ["checkpoint"]
+seed = 1
+
+[tool.ci-checks.memorization]
+max-steps = 800
+
+[tool.ci-checks.compare]
+files = ["metrics/*.json", { path = "results.csv", columns = ["f1"], rows = "last" }]
+curves = [{ path = "plots/train_loss.csv", x = "epoch", y = "loss" }]
+fail-on = "regressed"
+fetch-depth = 0
+
+[tool.ci-checks.metrics."*accuracy"]
+direction = "higher"
+abs-tol = 0.002
+
+[tool.ci-checks.golden]
+weights = "models/model.pt"
+suites = { night-time = "golden/night.pt" }
+
+[tool.ci-checks.rerun]
+timeout-minutes = 120
+
+[[tool.ci-checks.rerun.runs]]
+name = "baseline"
+ref = "v1.0"
+stages = ["train"]
+metrics = { "*loss" = { rel-tol = 0.05 } }
+"""
+
+
+@pytest.mark.parametrize(
+    ("header", "line", "message"),
+    [
+        pytest.param(
+            "[tool.ci-checks.rerun]",
+            'command = ["dvc", "repro"]',
+            "[tool.ci-checks.rerun]: 'command' must be a command line string",
+            id="rerun-command-list",
+        ),
+        pytest.param(
+            "[tool.ci-checks.rerun]",
+            "workdir = 3",
+            "[tool.ci-checks.rerun]: 'workdir' must be a string path, got 3",
+            id="rerun-workdir-int",
+        ),
+        pytest.param(
+            "[[tool.ci-checks.rerun.runs]]",
+            "timeout-minutes = -1",
+            "[tool.ci-checks.rerun.runs[0]]: timeout-minutes must be a positive number, got -1",
+            id="run-timeout",
+        ),
+        pytest.param("[tool.ci-checks]", "sede = 1", "unknown key 'sede'; did you mean 'seed'?", id="top-level"),
+        pytest.param(
+            "[tool.ci-checks.memorization]",
+            "max-step = 1",
+            "unknown setting 'memorization.max-step'; did you mean 'max-steps'?",
+            id="check",
+        ),
+        pytest.param(
+            "[tool.ci-checks.compare]",
+            "fail_on = 'any'",
+            "[tool.ci-checks.compare]: unknown key 'fail_on'; did you mean 'fail-on'?",
+            id="compare",
+        ),
+        pytest.param(
+            '[tool.ci-checks.metrics."*accuracy"]',
+            "rel_tol = 0.1",
+            "[tool.ci-checks.metrics.\"*accuracy\"]: unknown key 'rel_tol'; did you mean 'rel-tol'?",
+            id="metrics",
+        ),
+        pytest.param(
+            "[tool.ci-checks.golden]",
+            "suite = {}",
+            "[tool.ci-checks.golden]: unknown key 'suite'; did you mean 'suites'?",
+            id="golden",
+        ),
+        pytest.param(
+            "[tool.ci-checks.rerun]",
+            "timeout = 5",
+            "[tool.ci-checks.rerun]: unknown key 'timeout'; did you mean 'timeout-minutes'?",
+            id="rerun",
+        ),
+        pytest.param(
+            "[[tool.ci-checks.rerun.runs]]",
+            'stage = ["train"]',
+            "[tool.ci-checks.rerun.runs[0]]: unknown key 'stage'; did you mean 'stages'?",
+            id="rerun-run",
+        ),
+    ],
+)
+def test_validate_config_rejects_what_a_command_would(repo, capsys, header, line, message):
+    (repo / "spec.py").write_text("def training_spec(): ...\n")
+    assert f"\n{header}\n" in FULL_CONFIG
+    (repo / "pyproject.toml").write_text(FULL_CONFIG.replace(f"\n{header}\n", f"\n{header}\n{line}\n", 1))
+    assert validate_config.main(["pyproject.toml"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ci-checks-validate-config: pyproject.toml [tool.ci-checks") and message in err, err
+
+
+def test_validate_config_accepts_every_table(repo, capsys):
+    (repo / "spec.py").write_text("def training_spec(): ...\n")
+    (repo / "pyproject.toml").write_text(FULL_CONFIG)
+    assert validate_config.main(["pyproject.toml"]) == 0
+    assert capsys.readouterr().err == ""
 
 
 # ---------------------------------------------------------------- ci-checks-large-files
@@ -175,12 +272,12 @@ stages:
 
 
 @pytest.fixture
-def dvc_repo(repo: Path) -> Path:
+def dvc_repo(repo: Path, git_repo) -> Path:
     (repo / "project").mkdir()
     (repo / "project" / "dvc.yaml").write_text(DVC_YAML)
     (repo / "project" / "metrics.json").write_text("{}")
     (repo / "project" / "data.csv.dvc").write_text("outs:\n- md5: 0\n  path: data.csv\n")
-    git(repo, "add", "-A")
+    git_repo(repo).git("add", "-A")
     return repo
 
 
@@ -202,11 +299,11 @@ def test_dvc_outputs_clean_when_only_uncached_outputs_are_committed(dvc_repo, ca
         pytest.param("project/out_fixed.bin", "output 'project/out_fixed.bin' of stage 'sweep'", id="foreach-stage"),
     ],
 )
-def test_dvc_outputs_refuses_committed_outputs(dvc_repo, capsys, path, declared):
+def test_dvc_outputs_refuses_committed_outputs(dvc_repo, git_repo, capsys, path, declared):
     target = dvc_repo / path
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text("weights")
-    git(dvc_repo, "add", "-f", path)  # staged is enough: the index is what gets committed
+    git_repo(dvc_repo).git("add", "-f", path)  # staged is enough: the index is what gets committed
     assert dvc_outputs.main([]) == 1
     err = capsys.readouterr().err
     assert f"ci-checks-dvc-outputs: {path} is committed to git but DVC caches it ({declared}" in err
@@ -219,9 +316,9 @@ def test_dvc_outputs_bad_input(tmp_path, monkeypatch, capsys):
     assert "run the hook inside a git repository" in capsys.readouterr().err
 
 
-def test_dvc_outputs_invalid_yaml(repo, capsys):
+def test_dvc_outputs_invalid_yaml(repo, git_repo, capsys):
     (repo / "dvc.yaml").write_text("stages: [\n")
-    git(repo, "add", "-A")
+    git_repo(repo).git("add", "-A")
     assert dvc_outputs.main([]) == 2
     assert "dvc.yaml: invalid YAML" in capsys.readouterr().err
 
@@ -229,10 +326,12 @@ def test_dvc_outputs_invalid_yaml(repo, capsys):
 # ---------------------------------------------------------------- on the example project
 
 
-def test_every_hook_passes_on_this_repository_and_its_example(monkeypatch):
+def test_every_hook_passes_on_this_repository_and_its_example(monkeypatch, git_repo):
     monkeypatch.chdir(ROOT)
     examples = [
-        p for p in git(ROOT, "ls-files", "-co", "--exclude-standard", "examples").splitlines() if os.path.exists(p)
+        p
+        for p in git_repo(ROOT).git("ls-files", "-co", "--exclude-standard", "examples").splitlines()
+        if os.path.exists(p)
     ]
     assert examples
     assert validate_config.main(["pyproject.toml"]) == 0
@@ -286,30 +385,26 @@ def test_each_hook_id_is_documented(hook):
 
 
 @pytest.fixture(scope="module")
-def kit_clone(tmp_path_factory) -> tuple[Path, str]:
+def kit_clone(tmp_path_factory, git_repo) -> tuple[Path, str]:
     """This working tree committed into a throwaway repository (try-repo installs a commit)."""
     clone = tmp_path_factory.mktemp("kit")
-    files = git(ROOT, "ls-files", "-co", "--exclude-standard", "-z").split("\0")
+    files = git_repo(ROOT).git("ls-files", "-co", "--exclude-standard", "-z").split("\0")
     for name in files:
         if name and (ROOT / name).is_file():
             (clone / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, clone / name)
-    git(clone, "init", "-q")
-    git(clone, "add", "-A")
-    git(clone, "commit", "-qm", "kit")
-    return clone, git(clone, "rev-parse", "HEAD").strip()
+    return clone, git_repo.init(clone).commit(message="kit")
 
 
-def test_try_repo_runs_the_kit_hooks_on_a_user_repository(kit_clone, tmp_path):
+def test_try_repo_runs_the_kit_hooks_on_a_user_repository(kit_clone, tmp_path, git_repo):
     clone, rev = kit_clone
-    user = tmp_path / "user"
-    user.mkdir()
-    git(user, "init", "-q")
+    repo = git_repo.init(tmp_path / "user")
+    user = repo.root
     (user / "pyproject.toml").write_text("[tool.ci-checks]\nsede = 0\n")
     (user / "dvc.yaml").write_text("stages:\n  train:\n    cmd: python train.py\n    outs:\n      - model.pt\n")
     (user / "model.pt").write_bytes(b"\0" * 600 * 1024)
-    git(user, "add", "-A")
-    env = {**os.environ, **GIT_ENV, "PRE_COMMIT_HOME": str(tmp_path.parent / "pre-commit-home"), "NO_COLOR": "1"}
+    repo.git("add", "-A")
+    env = {**os.environ, **repo.ENV, "PRE_COMMIT_HOME": str(tmp_path.parent / "pre-commit-home"), "NO_COLOR": "1"}
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]
 
     def try_repo() -> subprocess.CompletedProcess[str]:
@@ -342,9 +437,9 @@ def test_try_repo_runs_the_kit_hooks_on_a_user_repository(kit_clone, tmp_path):
     assert re.search(r"keep DVC-tracked outputs out of git\.+Failed", out)
     assert "model.pt is committed to git but DVC caches it" in out
     (user / "pyproject.toml").write_text("[tool.ci-checks]\nseed = 0\n")
-    git(user, "rm", "-q", "--cached", "model.pt")
+    repo.git("rm", "-q", "--cached", "model.pt")
     (user / ".gitignore").write_text("/model.pt\n")
-    git(user, "add", "-A")
+    repo.git("add", "-A")
     good = try_repo()  # same commit: pre-commit reuses the environment it installed above
     assert good.returncode == 0, good.stdout + good.stderr
     assert good.stdout.count("Passed") == 3

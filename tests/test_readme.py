@@ -1,28 +1,42 @@
-"""The README stays true: every check, setting and exit code is documented; .ci/run runs its commands."""
+"""The docs stay true: every check, setting, configuration key and exit code is on the page that documents it, every
+subcommand has its page, every relative link resolves, and .ci/run runs the README's two set-up commands."""
 
 from __future__ import annotations
 
 import pathlib
 import re
 
+import pytest
+
 from ci_checks._errors import EXIT_FINDINGS, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from ci_checks.checks import CHECKS, default_settings
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+DOCS = ROOT / "docs"
+PAGES = sorted(DOCS.glob("*.md"))
+MARKDOWN = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *PAGES]
+# Subcommands documented on the page of the capability they belong to; every other one has a page of its own name.
+PAGE_OF = {"comment": "report", "golden": "export-parity"}
 
 
-def test_every_check_is_in_the_checks_table() -> None:
-    for name in CHECKS:
-        assert re.search(rf"^\| `{name}` \|", README, re.M), name
+def page(name: str) -> str:
+    return (DOCS / f"{name}.md").read_text()
+
+
+def test_every_check_is_in_the_checks_tables() -> None:
+    for text, where in ((page("train-check"), "docs/train-check.md"), (README, "README.md")):
+        for name in CHECKS:
+            assert re.search(rf"^\| `{name}` \|", text, re.M), f"{where} lacks {name}"
 
 
 def test_every_setting_is_in_the_configuration_reference_with_its_default() -> None:
-    rows = re.findall(r"^\| `([a-z0-9-]+)` \| `([a-z0-9-]+)`(?:, `([a-z0-9-]+)`)? \| ([^|]+) \|", README, re.M)
+    text = page("train-check") + page("configuration")
+    rows = re.findall(r"^\| `([a-z0-9-]+)` \| `([a-z0-9-]+)`(?:, `([a-z0-9-]+)`)? \| ([^|]+) \|", text, re.M)
     documented = {(check, key): default.strip() for check, k1, k2, default in rows for key in (k1, k2) if key}
     for check, settings in default_settings().items():
         for key, default in settings.items():
-            assert (check, key) in documented, f"{check}.{key} missing from the README"
+            assert (check, key) in documented, f"{check}.{key} missing from docs/train-check.md"
             shown = documented[(check, key)]
             if default is None:
                 assert shown == "none", (check, key, shown)
@@ -30,9 +44,106 @@ def test_every_setting_is_in_the_configuration_reference_with_its_default() -> N
                 assert str(default) in shown, (check, key, default, shown)
 
 
+def test_every_configuration_key_and_table_is_documented() -> None:
+    from ci_checks.config import schema
+
+    config = page("configuration")
+    owners = {"compare": "compare", "metrics": "compare", "rerun": "rerun", "golden": "export-parity"}
+    for key, node in schema().fields.items():
+        if key in CHECKS:
+            continue  # a check's settings: the test above
+        if key not in owners:
+            assert re.search(rf"^\| `{key}` \|", config, re.M), f"docs/configuration.md lacks the key {key}"
+            continue
+        assert f"`[tool.ci-checks.{key}]`" in config, f"docs/configuration.md lacks [tool.ci-checks.{key}]"
+        table = getattr(node, "value", node)  # [tool.ci-checks.metrics."NAME"]: a map of policy tables
+        for name in getattr(table, "fields", {}):
+            assert f"`{name}`" in page(owners[key]), f"docs/{owners[key]}.md lacks {key}.{name}"
+
+
 def test_exit_codes_are_documented() -> None:
+    text = page("results")
     for code in (EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED):
-        assert re.search(rf"^\| {code} \|", README, re.M), code
+        assert re.search(rf"^\| {code} \|", text, re.M), code
+
+
+def test_every_subcommand_has_its_page() -> None:
+    from ci_checks.commands import COMMANDS
+
+    for command in COMMANDS:
+        name = PAGE_OF.get(command, command)
+        assert (DOCS / f"{name}.md").is_file(), f"ci-checks {command}: no docs/{name}.md"
+        assert f"ci-checks {command}" in page(name), f"docs/{name}.md does not name `ci-checks {command}`"
+
+
+def test_readme_links_every_docs_page() -> None:
+    for path in [*PAGES, ROOT / "CONTRIBUTING.md"]:
+        assert f"]({path.relative_to(ROOT)})" in README, f"README.md does not link {path.relative_to(ROOT)}"
+
+
+def test_readme_stays_a_front_door() -> None:
+    # Reference material belongs in docs/; the README is what it is, the set-up, a first use and the map.
+    assert len(README.encode()) < 16_000
+
+
+def test_docs_name_no_private_module() -> None:
+    for path in MARKDOWN:
+        found = re.findall(r"ci_checks\._\w+", path.read_text())
+        assert not found, f"{path.relative_to(ROOT)} names private modules {found}: document the public ones"
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _outside_fences(text: str) -> list[str]:
+    lines, fence = [], False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fence = not fence
+        elif not fence:
+            lines.append(line)
+    return lines
+
+
+def _anchors(path: pathlib.Path) -> set[str]:
+    anchors: set[str] = set()
+    for line in _outside_fences(path.read_text()):
+        m = re.match(r"^#{1,6} (.*)$", line)
+        if m:
+            slug, n = _slug(m.group(1)), 1
+            while slug in anchors:  # GitHub numbers repeated headings
+                slug = f"{_slug(m.group(1))}-{n}"
+                n += 1
+            anchors.add(slug)
+    return anchors
+
+
+def _links(path: pathlib.Path) -> list[str]:
+    # Inline code is never a link; a link's text may be code: [`actions/pytest`](workflows.md#actionspytest).
+    lines = [re.sub(r"`[^`]*`", "", line) for line in _outside_fences(path.read_text())]
+    return [target for line in lines for target in re.findall(r"\]\(([^)\s]+)\)", line)]
+
+
+@pytest.mark.parametrize("path", MARKDOWN, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_resolves(path: pathlib.Path) -> None:
+    for target in _links(path):
+        if re.match(r"^[a-z]+:", target):  # https:, mailto:
+            continue
+        file, _, anchor = target.partition("#")
+        resolved = (path.parent / file).resolve() if file else path
+        assert resolved.exists(), f"{path.relative_to(ROOT)}: {target} does not exist"
+        if anchor and resolved.suffix == ".md":
+            assert anchor in _anchors(resolved), f"{path.relative_to(ROOT)}: {target}: no such heading"
+
+
+def test_the_link_check_fires_on_a_broken_link(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "a.md").write_text("# Title\n\n[ok](#title) [bad](missing.md) `[code](not-a-link.md)`\n")
+    assert _links(tmp_path / "a.md") == ["#title", "missing.md"]
+    assert _anchors(tmp_path / "a.md") == {"title"}
+    assert _slug("`.github/workflows/ml-ci.yml`") == "githubworkflowsml-ciyml"
+    assert _slug("Set-up: two commands") == "set-up-two-commands"
 
 
 def test_ci_runs_the_readme_commands() -> None:

@@ -1,5 +1,6 @@
 """Our workflows and actions are validated offline, and the house rules hold; each rule and each validator is
-shown to fire on a bad fixture (tests/fixtures/bad_yaml/). Also: the aggregator jobs need every job, and the
+shown to fire on a bad fixture (tests/fixtures/bad_yaml/). Also: the aggregator jobs need every job, each capability
+has one name, the deprecated aliases forward everything, docs/workflows.md lists every input and output, and the
 runner pre-job hook refuses fork code."""
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ HOOK = ROOT / "scripts" / "runner-pre-job-hook.sh"
 WRITE_ALLOWED = {"pull-requests"}
 CHECKOUT_MIN_VERSION = (7, 0, 0)  # the first release that refuses fork checkouts in pull_request_target/workflow_run
 ENV_NAME_EXCEPTIONS = {"REPO_TOKEN"}  # CML reads its token from this name
+# Deprecated aliases kept for one release (removed in v0.2.0): old name -> the one it forwards to.
+DEPRECATED_WORKFLOWS = {"tests.yml": "pytest.yml", "gpu-rerun.yml": "rerun.yml"}
+DEPRECATED_ACTIONS = {"test": "pytest", "rerun-training": "rerun"}
 
 
 # ---------------------------------------------------------------- tools
@@ -569,17 +573,101 @@ def test_aggregator_needs_every_job(workflow):
 
 
 def test_ci_calls_every_reusable_workflow_and_every_action():
+    # The deprecated aliases are the exception: nothing of ours calls them, and the tests below check that they
+    # forward everything (tests/test_actions.py also runs the alias actions).
     used: set[str] = set()
     for path in WORKFLOWS:
         for _, uses in _uses(path, load(path)):
             used.add(uses)
     called = {u.removeprefix("$/.github/workflows/") for u in used if u.startswith("$/.github/workflows/")}
     reusable = {p.name for p in WORKFLOWS if "workflow_call" in triggers(load(p))}
-    assert reusable <= called
+    assert reusable - set(DEPRECATED_WORKFLOWS) <= called
+    assert not called & set(DEPRECATED_WORKFLOWS), "call the new names"
     ci = {u for _, u in _uses(WORKFLOWS[0].parent / "ci.yml", load(WORKFLOWS[0].parent / "ci.yml"))}
-    assert {f"$/.github/workflows/{w}" for w in ("ml-ci.yml", "lint.yml", "tests.yml", "gpu-rerun.yml")} <= ci
+    assert {f"$/.github/workflows/{w}" for w in ("ml-ci.yml", "lint.yml", "pytest.yml", "rerun.yml")} <= ci
     actions = {u.removeprefix("$/actions/") for u in used if u.startswith("$/actions/")}
-    assert actions == {p.parent.name for p in ACTIONS}
+    assert actions == {p.parent.name for p in ACTIONS} - set(DEPRECATED_ACTIONS)
+
+
+def test_one_name_per_capability():
+    """A reusable workflow that runs one capability is named like its action: pytest.yml runs actions/pytest."""
+    for path in WORKFLOWS:
+        if path.name in DEPRECATED_WORKFLOWS or "workflow_call" not in triggers(load(path)):
+            continue
+        ours = {u.removeprefix("$/actions/") for _, u in _uses(path, load(path)) if u.startswith("$/actions/")}
+        if path.stem != "ml-ci":  # the umbrella runs them all
+            assert path.stem in ours, f"{path.name} does not run actions/{path.stem}"
+        assert load(path)["name"] == f"ci-checks {path.stem}", path.name
+
+
+def test_concurrency_groups_and_artifact_names_are_unique():
+    """A caller and the workflow it calls must not share a concurrency group (a deadlock), and two uploads must not
+    share an artifact name in one run."""
+    groups = {p.name: load(p)["concurrency"]["group"] for p in WORKFLOWS}
+    assert len(set(groups.values())) == len(groups), groups
+    for name, group in groups.items():
+        if "workflow_call" in triggers(load(ROOT / ".github" / "workflows" / name)):
+            assert group.startswith(f"ci-checks-{name.removesuffix('.yml')}-"), (name, group)
+    artifacts = [
+        step["with"]["name"]
+        for path in WORKFLOWS
+        for _, step in steps_of(path, load(path))
+        if str(step.get("uses", "")).startswith("actions/upload-artifact@")
+    ]
+    assert len(set(artifacts)) == len(artifacts), artifacts
+
+
+def _called_permissions(doc: dict[str, Any]) -> dict[str, str]:
+    """The union of the permissions the jobs of a called workflow ask for (a caller can only narrow them)."""
+    union: dict[str, str] = {}
+    for job in jobs(doc).values():
+        for scope, level in (job.get("permissions") or {}).items():
+            union[scope] = "write" if "write" in (level, union.get(scope)) else level
+    return union
+
+
+@pytest.mark.parametrize(("old", "new"), DEPRECATED_WORKFLOWS.items(), ids=list(DEPRECATED_WORKFLOWS))
+def test_deprecated_workflow_forwards_every_input_secret_and_output(old, new):
+    alias, target = (load(ROOT / ".github" / "workflows" / name) for name in (old, new))
+    assert set(triggers(alias)) == {"workflow_call"} and "deprecated" in alias["name"]
+    call, target_call = triggers(alias)["workflow_call"], triggers(target)["workflow_call"]
+    assert call.get("inputs") == target_call.get("inputs"), "the same inputs, types, defaults and descriptions"
+    assert call.get("secrets") == target_call.get("secrets")
+    forward = [(job_id, job) for job_id, job in jobs(alias).items() if "uses" in job]
+    assert len(forward) == 1, "one job calls the new workflow"
+    job_id, job = forward[0]
+    assert job["uses"] == f"$/.github/workflows/{new}" and "if" not in job
+    assert (job.get("with") or {}) == {name: f"${{{{ inputs.{name} }}}}" for name in target_call.get("inputs") or {}}
+    assert (job.get("secrets") or {}) == {
+        name: f"${{{{ secrets.{name} }}}}" for name in target_call.get("secrets") or {}
+    }
+    assert {k: v["description"] for k, v in (call.get("outputs") or {}).items()} == {
+        k: v["description"] for k, v in (target_call.get("outputs") or {}).items()
+    }
+    assert {k: v["value"] for k, v in (call.get("outputs") or {}).items()} == {
+        k: f"${{{{ jobs.{job_id}.outputs.{k} }}}}" for k in target_call.get("outputs") or {}
+    }
+    assert job["permissions"] == _called_permissions(target)
+    warning = f".github/workflows/{old} is deprecated: use .github/workflows/{new}; removed in v0.2.0"
+    warning = f"::warning title=ci-checks::{warning}"
+    assert any(warning in str(step.get("run", "")) for _, step in steps_of(ROOT, alias))
+
+
+@pytest.mark.parametrize(("old", "new"), [("tests", "pytest"), ("gpu-rerun", "rerun")])
+def test_ml_ci_still_takes_the_deprecated_tier_names(old, new):
+    job = jobs(load(ROOT / ".github" / "workflows" / "ml-ci.yml"))[new]
+    status = {"success": True, "failure": False, "always": True, "cancelled": False}
+    for tiers, runs in ((f'["{new}"]', True), (f'["{old}"]', True), ('["lint"]', False)):
+        contexts = {"inputs": Strict("inputs", {"tiers": tiers}), "github": _scenario("push")}
+        assert condition(job["if"], contexts, status) is runs, tiers
+
+
+def test_every_deprecated_alias_is_listed():
+    marked = {p.name for p in WORKFLOWS if "deprecated" in load(p)["name"]}
+    assert marked == set(DEPRECATED_WORKFLOWS)
+    assert {p.parent.name for p in ACTIONS if load(p)["description"].startswith("Deprecated")} == set(
+        DEPRECATED_ACTIONS
+    )
 
 
 def test_ci_has_a_case_that_must_fail():
@@ -713,33 +801,52 @@ def test_runner_pre_job_hook_passes_shellcheck():
 # ---------------------------------------------------------------- the integration docs
 
 
-DOCS = ROOT / "README.md"
+DOCS = ROOT / "docs" / "workflows.md"
 
 
 def _docs_section(title: str) -> str:
-    text = DOCS.read_text()
-    start = text.index(f"#### `{title}`")
-    end = text.find("\n#### ", start + 1)
-    return text[start : end if end > 0 else None]
+    """The section under the heading `title` of docs/workflows.md, down to the next heading of its level or above."""
+    lines = DOCS.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if re.fullmatch(rf"#+ `{re.escape(title)}`", line))
+    level = len(lines[start]) - len(lines[start].lstrip("#"))
+    end = next(
+        (i for i in range(start + 1, len(lines)) if re.match(rf"#{{1,{level}}} ", lines[i])),
+        len(lines),
+    )
+    return "\n".join(lines[start:end])
 
 
-@pytest.mark.parametrize("path", ACTIONS, ids=lambda p: p.parent.name)
+@pytest.mark.parametrize(
+    "path", [p for p in ACTIONS if p.parent.name not in DEPRECATED_ACTIONS], ids=lambda p: p.parent.name
+)
 def test_docs_list_every_action_input_and_output(path):
     section, doc = _docs_section(f"actions/{path.parent.name}"), load(path)
     for name in [*(doc.get("inputs") or {}), *(doc.get("outputs") or {})]:
-        assert f"| `{name}` |" in section, f"README.md: actions/{path.parent.name} lacks {name}"
+        assert f"| `{name}` |" in section, f"docs/workflows.md: actions/{path.parent.name} lacks {name}"
 
 
-@pytest.mark.parametrize("path", [p for p in WORKFLOWS if "workflow_call" in triggers(load(p))], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path",
+    [p for p in WORKFLOWS if "workflow_call" in triggers(load(p)) and p.name not in DEPRECATED_WORKFLOWS],
+    ids=lambda p: p.name,
+)
 def test_docs_list_every_workflow_input_secret_and_output(path):
     section, call = _docs_section(f".github/workflows/{path.name}"), triggers(load(path))["workflow_call"]
     for kind in ("inputs", "secrets", "outputs"):
         for name in call.get(kind) or {}:
-            assert f"| `{name}` |" in section, f"README.md: {path.name} lacks {kind[:-1]} {name}"
+            assert f"| `{name}` |" in section, f"docs/workflows.md: {path.name} lacks {kind[:-1]} {name}"
 
 
-def test_docs_copy_paste_workflow_is_valid(tmp_path):
-    block = re.search(r"```yaml\n(name: ML CI\n.*?)```", DOCS.read_text(), re.S)
+def test_docs_list_every_deprecated_name():
+    section = DOCS.read_text().split("## Deprecated names", 1)[1].split("\n## ", 1)[0]
+    for old, new in [*DEPRECATED_WORKFLOWS.items(), *DEPRECATED_ACTIONS.items()]:
+        prefix = ".github/workflows/" if old.endswith(".yml") else "actions/"
+        assert re.search(rf"^\| `{prefix}{old}` \| .*`{prefix}{new}`", section, re.M), old
+
+
+@pytest.mark.parametrize("path", [ROOT / "README.md", DOCS], ids=["README", "workflows"])
+def test_docs_copy_paste_workflow_is_valid(path, tmp_path):
+    block = re.search(r"```yaml\n(name: ML CI\n.*?)```", path.read_text(), re.S)
     assert block, "the one-block example is missing"
     workflow = tmp_path / "ml-ci-caller.yml"
     workflow.write_text(block.group(1))
@@ -748,5 +855,7 @@ def test_docs_copy_paste_workflow_is_valid(tmp_path):
     assert rule_job_permissions_with_reason(workflow, doc) == []
     done = run_tool(tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(workflow))
     assert done.returncode == 0, done.stdout
-    inputs = set(triggers(load(ROOT / ".github" / "workflows" / "ml-ci.yml"))["workflow_call"]["inputs"])
-    assert set(doc["jobs"]["ml-ci"]["with"]) <= inputs
+    inputs = triggers(load(ROOT / ".github" / "workflows" / "ml-ci.yml"))["workflow_call"]["inputs"]
+    assert set(doc["jobs"]["ml-ci"].get("with") or {}) <= set(inputs)
+    tiers = json.loads((doc["jobs"]["ml-ci"].get("with") or {}).get("tiers", inputs["tiers"]["default"]))
+    assert set(tiers) <= {j for j in jobs(load(ROOT / ".github" / "workflows" / "ml-ci.yml")) if j != "passed"}

@@ -2,6 +2,93 @@
 
 from __future__ import annotations
 
-from ci_checks.compare import HELP, add_arguments, run
+import argparse
+import sys
+from collections.abc import Sequence
 
-__all__ = ["HELP", "add_arguments", "run"]
+from ci_checks.commands import add_results_options, emit_results
+from ci_checks.compare import FAIL_ON, compare
+from ci_checks.config import validate_section
+
+HELP = "compare the working tree's metrics with the base branch (per-metric policy, seed-aware tests)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--base",
+        metavar="REF",
+        help="git revision to compare with (default: [tool.ci-checks.compare] "
+        "base, else the merge-base of HEAD with the remote's default branch, else main)",
+    )
+    parser.add_argument(
+        "--head-dir",
+        default=".",
+        metavar="DIR",
+        help="project folder whose working tree holds the new metrics (default: .)",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="PYPROJECT",
+        help="pyproject.toml to read [tool.ci-checks] from (default: the nearest one above --head-dir)",
+    )
+    add_results_options(parser)
+    parser.add_argument(
+        "--fail-on",
+        choices=FAIL_ON,
+        default=None,
+        help="what fails the run: regressed (a required metric), missing (also a required metric "
+        "gone), any (any metric regressed, missing or invalid), never (default: [tool.ci-checks."
+        "compare] fail-on, else regressed)",
+    )
+    parser.add_argument(
+        "--base-results",
+        metavar="FILE",
+        help="train-check results JSON of the base, to compare steps-to-memorize (default: none)",
+    )
+    parser.add_argument(
+        "--head-results", metavar="FILE", help="train-check results JSON of this change (default: none)"
+    )
+    parser.add_argument(
+        "--base-metrics-json",
+        metavar="FILE",
+        help="compare results JSON saved by the last run on "
+        "main: its values are the baseline, for repositories that do not commit metrics "
+        "(default: read the base from git)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ci_checks import config as _config
+    from ci_checks.checks import default_settings
+
+    config_path = args.config or _config.find_pyproject(args.head_dir)
+    config = _config.load_config(config_path, defaults=default_settings())
+    settings = config.get("compare") or validate_section("compare")
+
+    def log(message: str) -> None:
+        if not args.quiet:
+            print(f"ci-checks compare: {message}", file=sys.stderr)
+
+    report = compare(
+        args.head_dir,
+        base=args.base,
+        settings=settings,
+        policies=config.get("metrics") or {},
+        fail_on=args.fail_on,
+        base_metrics_json=args.base_metrics_json,
+        base_results=args.base_results,
+        head_results=args.head_results,
+        log=log,
+    )
+    return emit_results(report, args, config)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ci_checks.main import main as cli
+
+    return cli(["compare", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

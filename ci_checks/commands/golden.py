@@ -10,28 +10,10 @@ from typing import Any
 from ci_checks._errors import UserError
 from ci_checks.commands import add_config_option, add_results_options, add_spec_option, emit_results
 from ci_checks.commands import project_config, spec_ref
+from ci_checks.config import validate_section
 from ci_checks.results import CheckResult, Report
 
 HELP = "compare the model's outputs on committed golden inputs with the recorded ones (--update records them)"
-DEFAULTS: dict[str, Any] = {"dir": "golden", "weights": None, "atol": 1e-4, "rtol": 1e-3, "suites": {}}
-
-
-def validate_config(table: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """[tool.ci-checks.golden]: dir, weights, atol, rtol, and suites = {name = "inputs.pt"}."""
-    from ci_checks.config import closest
-
-    out: dict[str, Any] = {}
-    for key, value in table.items():
-        if key not in DEFAULTS:
-            raise UserError(f"{where}: unknown key '{key}'; {closest(key, list(DEFAULTS))}")
-        if key in ("atol", "rtol") and (not isinstance(value, (int, float)) or isinstance(value, bool)):
-            raise UserError(f"{where}: '{key}' must be a number, got {value!r}")
-        if key in ("dir", "weights") and not isinstance(value, str):
-            raise UserError(f"{where}: '{key}' must be a string path, got {value!r}")
-        if key == "suites" and (not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values())):
-            raise UserError(f"{where}: 'suites' must be a table of name = \"inputs file\", got {value!r}")
-        out[key] = value
-    return out
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config, path = project_config(args)
-    golden = {**DEFAULTS, **config.get("golden", {})}
+    golden = config.get("golden") or validate_section("golden")
     spec = spec_ref(args, config, path)
     suites = dict(golden["suites"])
     for item in args.suite:
@@ -76,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
         directory=args.dir or golden["dir"],
         weights=args.weights or golden["weights"],
         update=args.update,
-        atol=args.atol if args.atol is not None else float(golden["atol"]),
-        rtol=args.rtol if args.rtol is not None else float(golden["rtol"]),
+        atol=args.atol if args.atol is not None else golden["atol"],
+        rtol=args.rtol if args.rtol is not None else golden["rtol"],
     )
     return emit_results(report, args, config)
 

@@ -19,52 +19,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ci_checks import _dvc, _git
 from ci_checks._errors import UserError
 from ci_checks.commands import add_config_option, add_results_options, emit_results, project_config
-from ci_checks.results import CheckResult, Report
+from ci_checks.config import closest, validate_section
+from ci_checks.results import CheckResult, Report, Verdict
 
 HELP = "replay recorded training runs (git refs with DVC params/data) with the current code and compare outcomes"
-RUN_KEYS: dict[str, type | tuple[type, ...]] = {
-    "name": str,
-    "ref": str,
-    "command": str,
-    "stages": list,
-    "timeout-minutes": (int, float),
-    "metrics": dict,
-}
-DEFAULTS: dict[str, Any] = {"runs": [], "timeout-minutes": 120, "workdir": ".ci-checks/rerun", "command": None}
-
-
-def validate_config(table: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """[tool.ci-checks.rerun]: runs = [{name, ref, command?, stages?, timeout-minutes?, metrics?}], defaults."""
-    from ci_checks.config import closest
-
-    out: dict[str, Any] = {}
-    for key, value in table.items():
-        if key not in DEFAULTS:
-            raise UserError(f"{where}: unknown key '{key}'; {closest(key, list(DEFAULTS))}")
-        out[key] = value
-    runs = out.get("runs", [])
-    if not isinstance(runs, list):
-        raise UserError(f"{where}: 'runs' must be an array of tables ([[tool.ci-checks.rerun.runs]])")
-    seen = set()
-    for i, run in enumerate(runs):
-        if not isinstance(run, Mapping):
-            raise UserError(f"{where}.runs[{i}]: must be a table with at least name and ref")
-        for key, value in run.items():
-            if key not in RUN_KEYS:
-                raise UserError(f"{where}.runs[{i}]: unknown key '{key}'; {closest(key, list(RUN_KEYS))}")
-            if not isinstance(value, RUN_KEYS[key]) or isinstance(value, bool):
-                raise UserError(f"{where}.runs[{i}]: '{key}' has the wrong type ({value!r})")
-        for key in ("name", "ref"):
-            if key not in run:
-                raise UserError(f"{where}.runs[{i}]: missing '{key}'")
-        if run["name"] in seen:
-            raise UserError(f"{where}.runs[{i}]: duplicate run name {run['name']!r}")
-        seen.add(run["name"])
-    if not isinstance(out.get("timeout-minutes", 1), (int, float)):
-        raise UserError(f"{where}: 'timeout-minutes' must be a number")
-    return out
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config, config_path = project_config(args)
-    settings = {**DEFAULTS, **config.get("rerun", {})}
+    settings = config.get("rerun") or validate_section("rerun")
     runs = list(settings["runs"])
     if args.list:
         print(json.dumps([r["name"] for r in runs]))
@@ -114,8 +75,6 @@ def run(args: argparse.Namespace) -> int:
         known = {r["name"]: r for r in runs}
         for name in args.runs:
             if name not in known:
-                from ci_checks.config import closest
-
                 raise UserError(
                     f"no recorded run named {name!r} in [tool.ci-checks.rerun]; {closest(name, list(known))}"
                 )
@@ -133,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         policies=config.get("metrics", {}),
         command=args.pipeline_command or settings["command"],
         device=args.device,
-        timeout_minutes=args.timeout_minutes or float(settings["timeout-minutes"]),
+        timeout_minutes=args.timeout_minutes or settings["timeout-minutes"],
         workdir=args.workdir or settings["workdir"],
         resume=args.resume,
         keep=args.keep,
@@ -148,16 +107,6 @@ def default_device() -> str:
     except ImportError:
         return "cpu"
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _git(args: Sequence[str], cwd: str, check: bool = True) -> str:
-    out = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"}
-    )
-    if check and out.returncode != 0:
-        why = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit code {out.returncode}"
-        raise UserError(f"git {' '.join(args[:2])} failed in {cwd}: {why}")
-    return out.stdout
 
 
 def replay(
@@ -190,9 +139,7 @@ def replay(
         },
     )
     for spec in runs:
-        sha = _git(
-            ["rev-parse", "--verify", "--quiet", f"{spec['ref']}^{{commit}}"], repo.toplevel, check=False
-        ).strip()
+        sha = _git.rev_parse(repo.toplevel, spec["ref"])
         if not sha:
             raise UserError(
                 f"run {spec['name']!r}: git ref {spec['ref']!r} does not exist here; fetch it "
@@ -221,7 +168,8 @@ def replay(
 
 
 def _require_recorded_metrics(repo: Any, sha: str, spec: Mapping[str, Any]) -> None:
-    from ci_checks.compare.files import GitTree, read_dvc_yaml
+    from ci_checks.compare.files import read_dvc_yaml
+    from ci_checks.compare.trees import GitTree
 
     tree = GitTree(repo.toplevel, sha, repo.prefix, label=f"{spec['ref']} ({sha[:7]})")
     try:
@@ -244,14 +192,15 @@ def _require_recorded_metrics(repo: Any, sha: str, spec: Mapping[str, Any]) -> N
 
 def _workspace(repo: Any, project: str, sha: str, path: str, log: Callable[[str], None]) -> str:
     """A worktree of HEAD plus the working tree's changes, then the ref's params, lock and .dvc files."""
-    from ci_checks.compare.files import GitTree, read_dvc_yaml
+    from ci_checks.compare.files import read_dvc_yaml
+    from ci_checks.compare.trees import GitTree
 
     if os.path.exists(path):
         _remove_workspace(repo, path)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    _git(["worktree", "add", "--detach", "--force", path, "HEAD"], repo.toplevel)
-    changed = _git(["ls-files", "-m", "-o", "--exclude-standard", "-z"], repo.toplevel).split("\0")
-    deleted = set(_git(["ls-files", "-d", "-z"], repo.toplevel).split("\0"))
+    _git.run(["worktree", "add", "--detach", "--force", path, "HEAD"], repo.toplevel)
+    changed = _git.output(["ls-files", "-m", "-o", "--exclude-standard", "-z"], repo.toplevel).split("\0")
+    deleted = set(_git.output(["ls-files", "-d", "-z"], repo.toplevel).split("\0"))
     rel_workdir = os.path.relpath(os.path.dirname(path), repo.toplevel)
     for name in filter(None, changed):
         if name.startswith(rel_workdir + os.sep) or name in deleted:
@@ -280,19 +229,13 @@ def _workspace(repo: Any, project: str, sha: str, path: str, log: Callable[[str]
 
 
 def _remove_workspace(repo: Any, path: str) -> None:
-    subprocess.run(["git", "worktree", "remove", "--force", path], cwd=repo.toplevel, capture_output=True)
+    _git.run(["worktree", "remove", "--force", path], repo.toplevel, check=False)
     shutil.rmtree(path, ignore_errors=True)
-    subprocess.run(["git", "worktree", "prune"], cwd=repo.toplevel, capture_output=True)
+    _git.run(["worktree", "prune"], repo.toplevel, check=False)
 
 
-def _dvc(args: Sequence[str], cwd: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dvc", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "DVC_NO_ANALYTICS": "1"},
-    )
+def _run_dvc(args: Sequence[str], cwd: str) -> subprocess.CompletedProcess[str]:
+    return _dvc.run(args, cwd, why="rerun replays DVC pipelines with it")
 
 
 def _restore_data(project: str, ws: str, log: Callable[[str], None]) -> None:
@@ -302,17 +245,17 @@ def _restore_data(project: str, ws: str, log: Callable[[str], None]) -> None:
         local = os.path.join(project, ".dvc", "config.local")
         if os.path.exists(local):
             shutil.copy2(local, os.path.join(ws, ".dvc", "config.local"))
-        _dvc(["config", "--local", "cache.dir", cache], ws)
+        _run_dvc(["config", "--local", "cache.dir", cache], ws)
     if not os.path.exists(os.path.join(ws, "dvc.lock")):
         return
-    out = _dvc(["checkout", "--quiet"], ws)
+    out = _run_dvc(["checkout", "--quiet"], ws)
     if out.returncode == 0:
         return
     log("data recorded at the ref is not in the local DVC cache: dvc fetch")
-    fetched = _dvc(["fetch"], ws)
-    out = _dvc(["checkout", "--quiet"], ws) if fetched.returncode == 0 else fetched
+    fetched = _run_dvc(["fetch"], ws)
+    out = _run_dvc(["checkout", "--quiet"], ws) if fetched.returncode == 0 else fetched
     if out.returncode != 0:
-        remote = _dvc(["remote", "list"], ws).stdout.strip().replace("\t", " ") or "none configured"
+        remote = _run_dvc(["remote", "list"], ws).stdout.strip().replace("\t", " ") or "none configured"
         raise UserError(
             f"cannot fetch the data recorded at the ref from the DVC remote ({remote}): "
             f"{_last_line(fetched)} / {_last_line(out)} - check that the remote is reachable from this "
@@ -403,7 +346,7 @@ def _replay_one(
         stages = " ".join(shlex.quote(s) for s in spec.get("stages", []))
         cmd = spec.get("command") or command or f"dvc repro {'' if resuming else '--force '}{stages}".strip()
         if cmd.startswith("dvc "):
-            cmd = f"{shlex.quote(sys.executable)} -m {cmd}"
+            cmd = shlex.join(_dvc.require("rerun replays DVC pipelines with it")) + cmd[3:]
         checkpoints = os.path.join(path, ".checkpoints")
         os.makedirs(checkpoints, exist_ok=True)
         # Stages that call `python` get the interpreter ci-checks runs in (its virtualenv may not be on PATH).
@@ -440,20 +383,19 @@ def _replay_one(
                 finding.check = check.check
                 finding.location = None
             results.append(check)
-        metrics = [c for c in results if c.figures.get("kind") == "metric"]
-        regressed = [c for c in metrics if c.figures.get("verdict") == "regressed"]
+        metrics = [(c, m) for c in results if (m := c.metric) is not None]
+        regressed = [(c, m) for c, m in metrics if m.verdict is Verdict.REGRESSED]
         summary.figures.update(metrics=len(metrics), regressed=len(regressed))
         summary.summary = (
             f"replayed {spec['ref']} in {seconds:.1f}s on {device}: {len(metrics)} metrics, "
             f"{len(regressed)} regressed"
         )
         if regressed:
-            worst = regressed[0].figures
+            first, worst = regressed[0]
             summary.add(
                 "error",
                 f"rerun {name}: replaying {spec['ref']} with the new code regressed {len(regressed)} "
-                f"metric(s), e.g. {regressed[0].check.split(': ', 1)[1]} {worst['base']:.4g} -> "
-                f"{worst['head']:.4g}",
+                f"metric(s), e.g. {first.check.split(': ', 1)[1]} {worst.base:.4g} -> {worst.head:.4g}",
             )
         with open(state_file, "w", encoding="utf-8") as fh:
             json.dump({"sha": sha, "head": head, "status": "done"}, fh)

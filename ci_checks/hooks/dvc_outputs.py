@@ -9,34 +9,22 @@ from __future__ import annotations
 
 import argparse
 import posixpath
-import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from ci_checks import _git
 from ci_checks._errors import UserError
 from ci_checks.hooks import report, run_hook
 
 PROG = "ci-checks-dvc-outputs"
 STAGE_OUTPUT_KEYS = ("outs", "metrics", "plots")
+IN_A_REPO = "run the hook inside a git repository"
 
 
 class Output(NamedTuple):
     path: str  # repository-relative, POSIX separators
     declared_in: str  # the dvc.yaml or .dvc file
     stage: str | None
-
-
-def _git(args: Sequence[str], cwd: str | None) -> str:
-    try:
-        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        raise UserError("git is not installed or not on PATH; install git to run this hook") from None
-    if done.returncode != 0:
-        raise UserError(
-            f"git {' '.join(args)} failed: {done.stderr.strip() or done.returncode}; "
-            "run the hook inside a git repository"
-        )
-    return done.stdout
 
 
 def _load_yaml(path: str) -> Any:
@@ -105,7 +93,7 @@ def outputs_of(dvc_file: str, root: str) -> list[Output]:
 
 def committed_outputs(root: str) -> list[str]:
     """One message per file in the git index that is (or is inside) a cached DVC output."""
-    indexed = [p for p in _git(["ls-files", "-z"], root).split("\0") if p]
+    indexed = [p for p in _git.output(["ls-files", "-z"], root, hint=IN_A_REPO).split("\0") if p]
     dvc_files = [p for p in indexed if posixpath.basename(p) == "dvc.yaml" or p.endswith(".dvc")]
     outputs = [o for f in dvc_files for o in outputs_of(f, root)]
     problems = []
@@ -129,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
-        root = _git(["rev-parse", "--show-toplevel"], args.repo).strip()
+        root = _git.toplevel(args.repo, hint=IN_A_REPO)
         return report(PROG, committed_outputs(root))
 
     return run_hook(body, debug=args.debug)

@@ -1,7 +1,8 @@
 """ci-checks-validate-config: validate the [tool.ci-checks] table of each pyproject.toml given.
 
-The same validation as every ci-checks command (unknown keys are rejected with the closest valid name), without
-importing torch or the user's code. A `spec = "FILE.py:FUNCTION"` that names a missing file is reported too.
+The same schema and validator as every ci-checks command (ci_checks.config.load_config), so it rejects whatever a
+command would: unknown keys (with the closest valid name), wrong types and out-of-range values in every table,
+without importing torch or the user's code. A `spec = "FILE.py:FUNCTION"` that names a missing file is reported too.
 """
 
 from __future__ import annotations

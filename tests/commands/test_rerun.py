@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -15,22 +14,10 @@ import yaml
 from ci_checks.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
-ENV = {
-    "GIT_AUTHOR_NAME": "ci",
-    "GIT_AUTHOR_EMAIL": "ci@example.com",
-    "GIT_COMMITTER_NAME": "ci",
-    "GIT_COMMITTER_EMAIL": "ci@example.com",
-    "DVC_NO_ANALYTICS": "1",
-}
-
-
-def sh(cwd: Path, *cmd: str) -> str:
-    env = {**os.environ, **ENV, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=True).stdout
 
 
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def recorded(tmp_path_factory: pytest.TempPathFactory, git_repo: Any) -> Path:
     """The example as a repository with one recorded run, tagged v1, its data pushed to a local DVC remote."""
     repo = tmp_path_factory.mktemp("rerun") / "project"
     shutil.copytree(
@@ -43,24 +30,22 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     params["train"]["epochs"] = 6
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     (repo / ".gitignore").write_text(".ci-checks/\n__pycache__/\n")
-    sh(repo, "git", "init", "-q", "-b", "main")
-    sh(repo, sys.executable, "-m", "dvc", "init", "-q")
-    sh(repo, sys.executable, "-m", "dvc", "remote", "add", "-d", "local", str(repo.parent / "remote"))
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-qm", "pipeline without a recorded run")
-    sh(repo, "git", "tag", "unrecorded")
-    sh(repo, sys.executable, "-m", "dvc", "repro", "-q")
-    sh(repo, sys.executable, "-m", "dvc", "push", "-q")
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-qm", "record run v1")
-    sh(repo, "git", "tag", "v1")
-    (repo / "pyproject.toml").write_text(
+    project = git_repo.init(repo)
+    dvc = [sys.executable, "-m", "dvc"]
+    project.run(*dvc, "init", "-q")
+    project.run(*dvc, "remote", "add", "-d", "local", str(repo.parent / "remote"))
+    project.commit(message="pipeline without a recorded run")
+    project.git("tag", "unrecorded")
+    project.run(*dvc, "repro", "-q")
+    project.run(*dvc, "push", "-q")
+    project.commit(message="record run v1")
+    project.git("tag", "v1")
+    config = (
         '[tool.ci-checks.rerun]\nruns = [{name = "baseline", ref = "v1"}]\n'
         '[tool.ci-checks.metrics."*accuracy"]\nabs-tol = 0.02\n'
         '[tool.ci-checks.metrics."*loss"]\nabs-tol = 0.05\n'
     )
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-qm", "configure the rerun")
+    project.commit({"pyproject.toml": config}, "configure the rerun")
     return repo
 
 
@@ -73,7 +58,9 @@ def rerun(repo: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int,
     return code, (json.loads(out.read_text()) if out.exists() else {})
 
 
-def test_replay_of_the_recorded_run_passes_with_the_same_code(recorded: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_replay_of_the_recorded_run_passes_with_the_same_code(
+    recorded: Path, monkeypatch: pytest.MonkeyPatch, git_repo: Any
+) -> None:
     code, doc = rerun(recorded, monkeypatch)
     assert code == 0, doc
     runs = [c for c in doc["checks"] if c["figures"].get("kind") == "rerun"]
@@ -82,7 +69,7 @@ def test_replay_of_the_recorded_run_passes_with_the_same_code(recorded: Path, mo
     assert metrics["baseline: metrics/eval.json:accuracy"]["verdict"] in ("unchanged", "within-noise")
     assert any(c["check"].startswith("baseline: curve plots/train_loss.csv") for c in doc["checks"])
     assert not (recorded / ".ci-checks" / "rerun" / "baseline").exists()  # workspace cleaned up
-    assert "worktree" not in sh(recorded, "git", "worktree", "list").split("\n", 1)[-1]
+    assert "worktree" not in git_repo(recorded).git("worktree", "list").split("\n", 1)[-1]
 
 
 def test_a_deliberate_regression_in_the_code_fails_with_the_figures(
@@ -131,12 +118,14 @@ def test_bad_input_exits_2(
 
 
 def test_unreachable_dvc_remote_exits_2(
-    recorded: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    recorded: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], git_repo: Any
 ) -> None:
     cache = recorded / ".dvc" / "cache"
     moved = recorded.parent / "cache-moved"
     shutil.move(cache, moved)
-    sh(recorded, sys.executable, "-m", "dvc", "remote", "modify", "--local", "local", "url", "/nonexistent/remote")
+    git_repo(recorded).run(
+        sys.executable, "-m", "dvc", "remote", "modify", "--local", "local", "url", "/nonexistent/remote"
+    )
     try:
         code, _ = rerun(recorded, monkeypatch, "--ref", "v1")
     finally:

@@ -1,27 +1,15 @@
-"""Reading metrics sources: flattening, what counts as a number, globs in git trees, dvc.yaml outputs."""
+"""Reading files of either side: flattening, what counts as a number, dvc.yaml outputs, curves."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ci_checks._errors import UserError
-from ci_checks.compare.files import (
-    CurveSpec,
-    FileSpec,
-    GitTree,
-    Metric,
-    WorkingTree,
-    flatten,
-    glob_regex,
-    read_curve,
-    read_dvc_yaml,
-    read_metrics,
-    to_samples,
-)
+from ci_checks.compare.files import CurveSpec, flatten, read_curve, read_dvc_yaml, to_samples
+from ci_checks.compare.trees import WorkingTree
 
 
 @pytest.mark.parametrize(
@@ -47,42 +35,6 @@ def test_to_samples(value: Any, samples: list[float], invalid: str | None) -> No
 
 def test_flatten_nested_keys() -> None:
     assert dict(flatten({"a": {"b": {"c": 1}, "d": [1, 2]}, "e": {}})) == {"a.b.c": 1, "a.d": [1, 2], "e": {}}
-
-
-@pytest.mark.parametrize(
-    ("pattern", "path", "match"),
-    [
-        pytest.param("metrics/seed_*.json", "metrics/seed_1.json", True, id="star"),
-        pytest.param("metrics/*.json", "metrics/sub/a.json", False, id="star-stays-in-folder"),
-        pytest.param("**/metrics.json", "metrics.json", True, id="globstar-zero"),
-        pytest.param("**/metrics.json", "a/b/metrics.json", True, id="globstar-many"),
-        pytest.param("seed_[!0].json", "seed_0.json", False, id="negated-class"),
-        pytest.param("seed_?.json", "seed_7.json", True, id="question"),
-    ],
-)
-def test_glob_regex_reads_globs_like_glob_glob(pattern: str, path: str, match: bool) -> None:
-    assert bool(glob_regex(pattern).fullmatch(path)) is match
-
-
-def test_git_tree_reads_and_globs_a_revision_under_a_subfolder(tmp_path: Path) -> None:
-    run = lambda *a: subprocess.run(a, cwd=tmp_path, check=True, capture_output=True)  # noqa: E731
-    run("git", "init", "-q", "-b", "main")
-    (tmp_path / "proj" / "m").mkdir(parents=True)
-    for i in range(3):
-        (tmp_path / "proj" / "m" / f"seed_{i}.json").write_text(f'{{"acc": 0.{i}}}')
-    run("git", "add", "-A")
-    run("git", "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-qm", "x")
-    tree = GitTree(str(tmp_path), "HEAD", "proj/", label="main")
-    try:
-        assert tree.glob("m/seed_*.json") == ["m/seed_0.json", "m/seed_1.json", "m/seed_2.json"]
-        assert tree.read("m/seed_2.json") == b'{"acc": 0.2}' and tree.read("m/nope.json") is None
-        assert tree.is_dir("m") and not tree.is_dir("n")
-        metrics: dict[str, Metric] = {}
-        read_metrics(tree, FileSpec("m/seed_*.json"), metrics)
-        assert metrics["m/seed_*.json:acc"].samples == [0.0, 0.1, 0.2]
-        assert tree.where("m/x.json") == "m/x.json at main"
-    finally:
-        tree.close()
 
 
 def test_dvc_yaml_outputs(tmp_path: Path) -> None:
