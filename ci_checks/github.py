@@ -15,6 +15,7 @@ from ci_checks._errors import UserError
 if TYPE_CHECKING:
     import requests
 
+GITHUB_COMMENT_LIMIT = 65536  # characters, after the marker is appended
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_RETRY_BASE = 1.0
 DEFAULT_ATTEMPTS = 4  # waits of 1, 2 and 4 seconds between them with the default base

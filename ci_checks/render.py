@@ -13,7 +13,7 @@ from ci_checks.results import SEVERITIES, STATUSES, Report
 GITHUB_MAX_ANNOTATIONS = 10  # GitHub shows at most 10 annotations of a kind per step
 
 _ICONS = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP"}
-_MD_ICONS = {"pass": ":white_check_mark:", "warn": ":warning:", "fail": ":x:", "skip": ":fast_forward:"}
+STATUS_ICONS = {"pass": ":white_check_mark:", "warn": ":warning:", "fail": ":x:", "skip": ":fast_forward:"}
 
 
 def render_text(report: Report) -> str:
@@ -67,14 +67,14 @@ def render_github(report: Report) -> str:
 def render_markdown(report: Report) -> str:
     """Render the Markdown step summary: a headline, a table, and the findings."""
     lines = [
-        f"### ci-checks {report.command}: {_MD_ICONS[report.status]} {report.status}",
+        f"### ci-checks {report.command}: {STATUS_ICONS[report.status]} {report.status}",
         "",
         "| check | status | summary | time |",
         "|---|---|---|---|",
     ]
     for c in report.checks:
         summary = c.summary.replace("|", "\\|")
-        lines.append(f"| {c.check} | {_MD_ICONS[c.status]} {c.status} | {summary} | {c.duration_s:.2f}s |")
+        lines.append(f"| {c.check} | {STATUS_ICONS[c.status]} {c.status} | {summary} | {c.duration_s:.2f}s |")
     findings = [f for c in report.checks for f in c.findings if f.severity != "notice"]
     if findings:
         lines += ["", "<details><summary>Findings</summary>", ""]

@@ -22,12 +22,12 @@ def run_training_checks(
     device: str | None = None,
 ) -> Report:
     """Run the training checks on a spec (TrainingSpec, dict, or 'file.py:func') and return the report."""
-    from ci_checks.checks import CHECKS, run_checks
+    from ci_checks.checks import names, run_checks
     from ci_checks.spec import from_mapping, validate
 
     if isinstance(spec, Mapping):
-        spec = validate(from_mapping(spec, check_names=CHECKS), where="spec")
-    return run_checks(spec, list(checks or CHECKS), settings=settings, device=device)
+        spec = validate(from_mapping(spec, check_names=names()), where="spec")
+    return run_checks(spec, list(checks or names()), settings=settings, device=device)
 
 
 def assert_trains(

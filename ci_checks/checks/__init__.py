@@ -32,7 +32,7 @@ REGISTRY: dict[str, str] = {
     "checkpoint": "ci_checks.checks.checkpoint",
     "train-mode": "ci_checks.checks.train_mode",
 }
-CHECKS = tuple(REGISTRY)  # the built-in checks, in order (names() also sees checks registered later)
+CHECKS = tuple(REGISTRY)  # the built-in checks, in order; the code uses names(), which sees checks registered later
 
 
 def names() -> tuple[str, ...]:

@@ -10,6 +10,7 @@ import argparse
 from typing import Any
 
 from ci_checks.results import Report
+from ci_checks.schema import FORMATS
 
 # subcommand -> module (the training checks' own subcommands are added from ci_checks.checks.REGISTRY).
 COMMANDS: dict[str, str] = {
@@ -21,14 +22,13 @@ COMMANDS: dict[str, str] = {
     "export-parity": "ci_checks.commands.export_parity",
     "golden": "ci_checks.commands.golden",
 }
-FORMATS = ("text", "json", "github")
 
 
-def add_config_option(parser: argparse.ArgumentParser) -> None:
+def add_config_option(parser: argparse.ArgumentParser, *, above: str = "the working directory") -> None:
     parser.add_argument(
         "--config",
         metavar="PYPROJECT",
-        help="pyproject.toml to read [tool.ci-checks] from (default: the nearest one above the working directory)",
+        help=f"pyproject.toml to read [tool.ci-checks] from (default: the nearest one above {above})",
     )
 
 

@@ -31,7 +31,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ci_checks._errors import EXIT_FINDINGS, EXIT_OK, UserError
-from ci_checks.github import DEFAULT_API_URL, DEFAULT_ATTEMPTS, DEFAULT_RETRY_BASE, MAX_WAIT, TIMEOUT
+from ci_checks.github import (
+    GITHUB_COMMENT_LIMIT,
+    DEFAULT_API_URL,
+    DEFAULT_ATTEMPTS,
+    DEFAULT_RETRY_BASE,
+    MAX_WAIT,
+    TIMEOUT,
+)
 from ci_checks.github import Client, MaybeApplied, PostError, comment_id
 
 if TYPE_CHECKING:
@@ -39,7 +46,6 @@ if TYPE_CHECKING:
 
 HELP = "post the Markdown report as one sticky pull-request comment, updated in place on every run"
 
-GITHUB_COMMENT_LIMIT = 65536  # characters, after the marker is appended
 DEFAULT_MARKER = "ci-checks-report"
 ACTIONS_BOT = "github-actions[bot]"
 RETRY_BASE_ENV = "CI_CHECKS_RETRY_BASE_SECONDS"

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ci_checks.commands import add_results_options, emit_results
+from ci_checks.commands import add_config_option, add_results_options, emit_results
 from ci_checks.compare import FAIL_ON, compare
 from ci_checks.config import validate_section
 
@@ -26,11 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="project folder whose working tree holds the new metrics (default: .)",
     )
-    parser.add_argument(
-        "--config",
-        metavar="PYPROJECT",
-        help="pyproject.toml to read [tool.ci-checks] from (default: the nearest one above --head-dir)",
-    )
+    add_config_option(parser, above="--head-dir")
     add_results_options(parser)
     parser.add_argument(
         "--fail-on",

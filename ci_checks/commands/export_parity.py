@@ -81,10 +81,10 @@ def _import_runtime() -> Any:
 def serving_model(spec_ref: Any, weights: str | None) -> tuple[Harness, torch.nn.Module]:
     """The spec's model as it would be served: built on CPU with the spec's seed, weights loaded, in eval mode."""
     from ci_checks.engine.harness import Harness
-    from ci_checks.checks import CHECKS
+    from ci_checks.checks import names
     from ci_checks.spec import load_spec
 
-    spec = load_spec(spec_ref, check_names=CHECKS) if isinstance(spec_ref, str) else spec_ref
+    spec = load_spec(spec_ref, check_names=names()) if isinstance(spec_ref, str) else spec_ref
     harness = Harness(spec, device="cpu")
     model, _ = harness.build()
     if weights:

@@ -10,10 +10,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from ci_checks._errors import UserError
+from ci_checks.checks.memorization import NAME as MEMORIZATION
+from ci_checks.github import GITHUB_COMMENT_LIMIT
+from ci_checks.render import STATUS_ICONS
 from ci_checks.results import CheckResult, Kind, MetricComparison, Report, Verdict, load_report
 
 HELP = "merge results JSON files into one Markdown report (PR comment, step summary), with plots"
-GITHUB_COMMENT_LIMIT = 65536
 MERMAID_POINTS = 60
 
 VERDICT_ICONS = {
@@ -25,7 +27,6 @@ VERDICT_ICONS = {
     Verdict.NEW: ":new: new",
     Verdict.INVALID: ":warning: invalid",
 }
-STATUS_ICONS = {"pass": ":white_check_mark:", "warn": ":warning:", "fail": ":x:", "skip": ":fast_forward:"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -267,7 +268,7 @@ def curves(reports: Sequence[Report]) -> list[tuple[str, dict[str, list[float]]]
                     lines = {side: c.series[f"{side}:{y}"] for side in ("base", "head") if f"{side}:{y}" in c.series}
                     if lines:
                         out.append((f"{c.check.removeprefix('curve ')}: {y}", lines))
-            elif r.command == "train-check" and c.check == "memorization" and c.series.get("loss"):
+            elif r.command == "train-check" and c.check == MEMORIZATION and c.series.get("loss"):
                 out.append(("memorization loss (PR)", {"head": c.series["loss"]}))
     return out
 

@@ -23,7 +23,7 @@ from ci_checks import _dvc, _git
 from ci_checks._errors import UserError
 from ci_checks.commands import add_config_option, add_results_options, emit_results, project_config
 from ci_checks.config import closest, validate_section
-from ci_checks.results import CheckResult, Report, Verdict
+from ci_checks.results import CheckResult, Kind, Report, Verdict
 
 HELP = "replay recorded training runs (git refs with DVC params/data) with the current code and compare outcomes"
 
@@ -274,8 +274,17 @@ def _run_pipeline(
     """Run the pipeline with streamed, prefixed output; kill its process group at the time limit."""
     start = time.perf_counter()
     tail: list[str] = []
+    try:
+        argv = shlex.split(cmd)
+    except ValueError as e:
+        raise UserError(f"rerun {name}: cannot parse the pipeline command {cmd!r} ({e}); fix its quoting") from None
+    program = os.path.join(cwd, argv[0]) if argv and os.sep in argv[0] else argv[0] if argv else ""
+    if not program or shutil.which(program, path=env.get("PATH")) is None:
+        raise UserError(
+            f"rerun {name}: the pipeline command {cmd!r} names no program found on PATH; install it or fix 'command'"
+        )
     proc = subprocess.Popen(
-        shlex.split(cmd),
+        argv,
         cwd=cwd,
         env=dict(env),
         stdout=subprocess.PIPE,
@@ -331,7 +340,7 @@ def _replay_one(
     resuming = bool(state) and state.get("sha") == sha and state.get("head") == head and os.path.isdir(path)
     summary = CheckResult(
         f"rerun {name}",
-        figures={"kind": "rerun", "ref": spec["ref"], "sha": sha, "device": device, "resumed": resuming},
+        figures={"kind": Kind.CHECK.value, "ref": spec["ref"], "sha": sha, "device": device, "resumed": resuming},
     )
     ws = os.path.join(path, repo.prefix) if resuming else _workspace(repo, project, sha, path, log)
     os.makedirs(workdir, exist_ok=True)

@@ -12,6 +12,7 @@ from ci_checks import _git
 from ci_checks._errors import UserError
 from ci_checks.compare.files import Metric, finite_number
 from ci_checks.compare.trees import EmptyTree, GitTree, Tree
+from ci_checks.results import Kind
 
 # For a missing git binary: compare can still run on saved results.
 NO_GIT = "without git, pass --base-metrics-json FILE (compare results saved on main)"
@@ -212,13 +213,13 @@ def _results_base(path: str) -> tuple[dict[str, Metric], dict[str, dict[str, lis
     metrics: dict[str, Metric] = {}
     curves: dict[str, dict[str, list[float]]] = {}
     for check in doc.checks:
-        kind = check.figures.get("kind")
-        if kind == "metric":
+        kind = check.kind
+        if kind is Kind.METRIC:
             samples = check.figures.get("head_samples") or []
             if samples and all(finite_number(s) for s in samples):
                 file = check.check.rpartition(":")[0] or check.check
                 metrics[check.check] = Metric(check.check, file, [float(s) for s in samples])
-        elif kind == "curve":
+        elif kind is Kind.CURVE:
             curves[check.check] = {k[5:]: v for k, v in check.series.items() if k.startswith("head:")}
     head = doc.subject.get("head") if isinstance(doc.subject.get("head"), Mapping) else {}
     return metrics, curves, (head or {}).get("sha")

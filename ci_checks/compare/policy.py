@@ -165,7 +165,7 @@ def decide(base: Sequence[float], head: Sequence[float], policy: Policy, *, seed
     else:
         verdict = Verdict.WITHIN_NOISE
     return {
-        "verdict": verdict.value,
+        "verdict": verdict,
         "base": b,
         "head": h,
         "delta": delta,

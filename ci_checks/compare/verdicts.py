@@ -102,15 +102,16 @@ def metric_result(
         return result
 
     decided = decide(base.samples, head.samples, policy, seed=zlib.crc32(name.encode()))
-    for key in ("verdict", "delta", "relative", "test", "p_value", "ci", "rel_tol"):
+    verdict: Verdict = decided["verdict"]
+    for key in ("delta", "relative", "test", "p_value", "ci", "rel_tol"):
         figures[key] = decided[key]
+    figures["verdict"] = verdict.value
     b, h = _fmt_pair(decided["base"], decided["head"])
-    pct = _pct(decided["relative"]) if decided["verdict"] != Verdict.UNCHANGED else ""
+    pct = _pct(decided["relative"]) if verdict is not Verdict.UNCHANGED else ""
     change = f" ({pct}{', ' if pct and seeds else ''}{seeds.strip(' ()')})" if pct or seeds else ""
     evidence = _evidence(decided, policy)
-    verdict = decided["verdict"]
-    result.summary = f"{b} -> {h}{change}, {verdict}" + (f" ({evidence})" if evidence else "")
-    if verdict == Verdict.REGRESSED:
+    result.summary = f"{b} -> {h}{change}, {verdict.value}" + (f" ({evidence})" if evidence else "")
+    if verdict is Verdict.REGRESSED:
         why = f"worse by {abs(decided['delta']):.3g}, beyond the tolerance {decided['tolerance']:.3g}"
         if decided["test"] == "welch":
             why += f", and significant (p={decided['p_value']:.2g} < alpha {policy.alpha:g}, Welch's t-test)"
@@ -137,7 +138,7 @@ def _seeds(base: Sequence[float], head: Sequence[float]) -> str:
 
 
 def _evidence(decided: Mapping[str, Any], policy: Policy) -> str:
-    if decided["verdict"] == Verdict.UNCHANGED:
+    if decided["verdict"] is Verdict.UNCHANGED:
         return ""
     if decided["test"] == "welch":
         return f"p={decided['p_value']:.2g}"

@@ -107,6 +107,10 @@ def test_interrupted_replay_resumes_from_its_checkpoints(recorded: Path, monkeyp
         pytest.param(["--ref", "v9"], "git ref 'v9' does not exist here", id="missing-ref"),
         pytest.param(["--ref", "unrecorded"], "has no recorded metrics", id="no-recorded-metrics"),
         pytest.param(["--run", "nope"], "no recorded run named 'nope'", id="unknown-run"),
+        pytest.param(
+            ["--ref", "v1", "--command", "no-such-program-xyz run"], "names no program found on PATH", id="no-program"
+        ),
+        pytest.param(["--ref", "v1", "--command", "python 'unclosed"], "fix its quoting", id="bad-quoting"),
     ],
 )
 def test_bad_input_exits_2(

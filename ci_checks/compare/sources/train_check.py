@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ci_checks._errors import UserError
+from ci_checks.checks.memorization import NAME as MEMORIZATION
 from ci_checks.compare.sources.source import Context, Readings
 from ci_checks.compare.trees import Tree
 
@@ -30,7 +31,7 @@ def _steps(path: str) -> tuple[int | None, int | None]:
 
     report = load_report(path)
     for check in report.checks:
-        if check.check == "memorization":
+        if check.check == MEMORIZATION:
             n, run = check.figures.get("steps_to_memorize"), check.figures.get("steps_run")
             steps = int(n) if isinstance(n, (int, float)) and not isinstance(n, bool) else None
             return steps, (int(run) if isinstance(run, (int, float)) else None)
