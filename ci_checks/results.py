@@ -27,6 +27,7 @@ class Kind(str, Enum):
     CURVE = "curve"  # compare: one curve file, base vs head (series "base:<y>", "head:<y>")
     TRAINING = "training"  # compare: steps-to-memorize of the base and head train-check results
     POLICY = "policy"  # compare: a [tool.ci-checks.metrics] policy that matched no metric
+    RERUN = "rerun"  # rerun: one replayed run (ref, sha, device, returncode, seconds)
 
 
 class Verdict(str, Enum):

@@ -215,7 +215,11 @@ def _checks_section(reports: Sequence[Report]) -> list[str]:
     lines: list[str] = []
     for r in reports:
         # A metric whose verdict this version does not know is listed as a check, never dropped.
-        checks = [c for c in r.checks if c.kind in (Kind.CHECK, Kind.POLICY) or c.kind is Kind.METRIC and not c.metric]
+        checks = [
+            c
+            for c in r.checks
+            if c.kind in (Kind.CHECK, Kind.POLICY, Kind.RERUN) or c.kind is Kind.METRIC and not c.metric
+        ]
         if not checks:
             continue
         lines += [f"### {r.command}", "", "| check | status | summary |", "|---|---|---|"]

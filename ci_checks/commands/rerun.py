@@ -340,7 +340,7 @@ def _replay_one(
     resuming = bool(state) and state.get("sha") == sha and state.get("head") == head and os.path.isdir(path)
     summary = CheckResult(
         f"rerun {name}",
-        figures={"kind": Kind.CHECK.value, "ref": spec["ref"], "sha": sha, "device": device, "resumed": resuming},
+        figures={"kind": Kind.RERUN.value, "ref": spec["ref"], "sha": sha, "device": device, "resumed": resuming},
     )
     ws = os.path.join(path, repo.prefix) if resuming else _workspace(repo, project, sha, path, log)
     os.makedirs(workdir, exist_ok=True)
