@@ -44,8 +44,9 @@ def run(args: Sequence[str], cwd: str, *, why: str = "this step needs it") -> su
 
 
 def last_line(out: subprocess.CompletedProcess[str]) -> str:
-    """The last line DVC wrote on stderr, else "no output": why it failed, in one line."""
-    return (out.stderr.strip().splitlines() or ["no output"])[-1]
+    """The last line DVC wrote (stderr, then stdout), else its exit code: why it failed, in one line."""
+    lines = [line.strip() for line in (out.stderr + "\n" + out.stdout).splitlines() if line.strip()]
+    return lines[-1][:200] if lines else f"exit code {out.returncode}"
 
 
 def run_json(args: Sequence[str], cwd: str, log: Callable[[str], None]) -> Any:

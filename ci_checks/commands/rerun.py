@@ -258,14 +258,9 @@ def _restore_data(project: str, ws: str, log: Callable[[str], None]) -> None:
         remote = _run_dvc(["remote", "list"], ws).stdout.strip().replace("\t", " ") or "none configured"
         raise UserError(
             f"cannot fetch the data recorded at the ref from the DVC remote ({remote}): "
-            f"{_last_line(fetched)} / {_last_line(out)} - check that the remote is reachable from this "
+            f"{_dvc.last_line(fetched)} / {_dvc.last_line(out)} - check that the remote is reachable from this "
             "runner and its credentials (dvc remote list, .dvc/config.local)"
         )
-
-
-def _last_line(out: subprocess.CompletedProcess[str]) -> str:
-    lines = [line.strip() for line in (out.stderr + "\n" + out.stdout).splitlines() if line.strip()]
-    return lines[-1][:200] if lines else f"exit code {out.returncode}"
 
 
 def _run_pipeline(
@@ -365,7 +360,7 @@ def _replay_one(
             "PATH": search_path,
             "CI_CHECKS_DEVICE": device,
             "CI_CHECKS_CHECKPOINT_DIR": checkpoints,
-            "DVC_NO_ANALYTICS": "1",
+            **_dvc.ENV,
         }
         log(f"[{name}] {'resuming' if resuming else 'replaying'} {spec['ref']} ({sha[:7]}) on {device}: {cmd}")
         code, seconds, tail = _run_pipeline(cmd, ws, env, timeout, name, log)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -20,7 +19,7 @@ from ci_checks.compare.policy import (
     unmatched_message,
     unmatched_optional,
 )
-from ci_checks.compare.trees import GitTree, Tree, WorkingTree
+from ci_checks.compare.trees import GLOB_CHARS, GitTree, Tree, WorkingTree
 from ci_checks.compare.verdicts import curve_result, metric_result
 from ci_checks.config import validate_section
 from ci_checks.results import Kind, Verdict
@@ -116,7 +115,7 @@ def compare(
         )
         if repo is not None:
             file = (head_metrics.get(name) or base_metrics[name]).file
-            if not re.search(r"[*?\[]", file):
+            if not GLOB_CHARS.search(file):
                 for finding in result.findings:
                     finding.location = finding.location or Location(repo.prefix + file)
         result.duration_s = time.perf_counter() - started

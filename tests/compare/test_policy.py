@@ -9,17 +9,9 @@ from typing import Any
 import pytest
 
 from ci_checks.compare import Policy, decide, guess_direction, policy_for
+from results_helpers import CONFIG, check, verdicts
 
 pytestmark = pytest.mark.usefixtures("compare_env")
-CONFIG = '[tool.ci-checks.compare]\nfiles = ["metrics.json"]\n'
-
-
-def verdicts(doc: dict[str, Any]) -> dict[str, str]:
-    return {c["check"]: c["figures"]["verdict"] for c in doc["checks"] if c["figures"].get("kind") == "metric"}
-
-
-def check(doc: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(c for c in doc["checks"] if c["check"] == name)
 
 
 def policy(**overrides: Any) -> Policy:

@@ -18,17 +18,9 @@ from ci_checks.compare.sources import Context, Readings
 from ci_checks.compare.trees import Tree
 from ci_checks.render import render_json
 from ci_checks.results import CheckResult, Report
+from results_helpers import CONFIG, check, verdicts
 
 pytestmark = pytest.mark.usefixtures("compare_env")
-CONFIG = '[tool.ci-checks.compare]\nfiles = ["metrics.json"]\n'
-
-
-def verdicts(doc: dict[str, Any]) -> dict[str, str]:
-    return {c["check"]: c["figures"]["verdict"] for c in doc["checks"] if c["figures"].get("kind") == "metric"}
-
-
-def check(doc: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(c for c in doc["checks"] if c["check"] == name)
 
 
 # ---------------------------------------------------------------- the registry
