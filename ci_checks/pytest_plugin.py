@@ -10,6 +10,7 @@ Tests that use the fixture get the marker automatically.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--ci-checks-spec",
         default=None,
         metavar="FILE.py:FUNC",
-        help="default training spec for the train_check fixture (default: [tool.ci-checks] spec)",
+        help="default training spec for the train_check fixture, a path relative to the invocation directory "
+        "(default: [tool.ci-checks] spec, relative to its pyproject.toml)",
     )
     group.addoption("--ci-checks-device", default=None, help="torch device for the training checks")
 
@@ -44,29 +46,47 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 class TrainCheck:
-    """What the `train_check` fixture gives a test: run the checks, or assert they pass."""
+    """What the `train_check` fixture gives a test: run the checks, or assert they pass.
 
-    def __init__(self, default_spec: str | None, device: str | None) -> None:
+    Relative spec paths do not depend on the directory pytest runs from: a spec given in the test and
+    ``[tool.ci-checks] spec`` are relative to the project (the folder of the pyproject.toml nearest the test file,
+    else pytest's rootdir); ``--ci-checks-spec``, like pytest's own command-line paths, to the directory pytest
+    was invoked from.
+    """
+
+    def __init__(
+        self,
+        default_spec: str | None,
+        device: str | None,
+        *,
+        pyproject: str | None = None,
+        project_dir: str | None = None,
+        invocation_dir: str | None = None,
+    ) -> None:
         self.default_spec = default_spec
         self.device = device
+        self.pyproject = pyproject
+        self.project_dir = project_dir or (os.path.dirname(pyproject) if pyproject else os.getcwd())
+        self.invocation_dir = invocation_dir or os.getcwd()
 
     def _spec(self, spec: TrainingSpec | Mapping[str, Any] | str | None) -> TrainingSpec | Mapping[str, Any] | str:
-        if spec is not None:
-            return spec
-        if self.default_spec:
-            return self.default_spec
-        from ci_checks import config as _config
+        from ci_checks.spec import anchor_spec_ref
 
-        path = _config.find_pyproject()
+        if spec is not None:
+            return anchor_spec_ref(spec, self.project_dir) if isinstance(spec, str) else spec
+        if self.default_spec:
+            return anchor_spec_ref(self.default_spec, self.invocation_dir)
+        from ci_checks import config as _config
         from ci_checks.checks import default_settings
 
-        configured = _config.load_config(path, defaults=default_settings()).get("spec")
+        configured = _config.load_config(self.pyproject, defaults=default_settings()).get("spec")
         if not configured:
+            where = f" in {self.pyproject}" if self.pyproject else ""
             pytest.fail(
-                "train_check: no spec given; pass one, use --ci-checks-spec, or set [tool.ci-checks] spec",
+                "train_check: no spec given; pass one, use --ci-checks-spec, or set [tool.ci-checks] spec" + where,
                 pytrace=False,
             )
-        return str(configured)
+        return anchor_spec_ref(str(configured), os.path.dirname(str(self.pyproject)))
 
     def run(
         self,
@@ -97,4 +117,17 @@ class TrainCheck:
 @pytest.fixture
 def train_check(request: pytest.FixtureRequest) -> TrainCheck:
     """Run ci-checks' training checks from a test."""
-    return TrainCheck(request.config.getoption("--ci-checks-spec"), request.config.getoption("--ci-checks-device"))
+    from ci_checks.config import find_pyproject
+
+    config = request.config
+    rootdir = str(config.rootpath)
+    # The pyproject.toml nearest the test file, not the working directory: `pytest proj/tests` from a parent
+    # folder and `pytest` from proj/tests read the same [tool.ci-checks].
+    pyproject = find_pyproject(str(request.path.parent)) or find_pyproject(rootdir)
+    return TrainCheck(
+        config.getoption("--ci-checks-spec"),
+        config.getoption("--ci-checks-device"),
+        pyproject=pyproject,
+        project_dir=os.path.dirname(pyproject) if pyproject else rootdir,
+        invocation_dir=str(config.invocation_params.dir),
+    )

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from ci_checks._errors import EXIT_FINDINGS, EXIT_OK, UserError
+from ci_checks._errors import EXIT_FINDINGS, EXIT_INTERNAL, EXIT_OK, UserError
 
 SCHEMA = "ci-checks/results"
 SCHEMA_VERSION = 1
@@ -185,6 +185,8 @@ class Report:
 
     @property
     def exit_code(self) -> int:
+        if self.subject.get("internal_errors"):
+            return EXIT_INTERNAL  # a bug of the kit: the report is still written, with the other checks' verdicts
         return EXIT_FINDINGS if self.status == "fail" else EXIT_OK
 
     def to_dict(self) -> dict[str, Any]:

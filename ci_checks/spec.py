@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import __future__
 import ast
 import dataclasses
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import os
+import random
 import sys
 import types
 from collections.abc import Callable, Mapping, Sequence
@@ -165,16 +168,103 @@ def _import_file(path: str) -> types.ModuleType:
     return module
 
 
-def load_spec(ref: str, *, check_names: Sequence[str] = ()) -> TrainingSpec:
-    """Resolve FILE.py:FUNC or package.module:FUNC, call it, and validate what it returns."""
+def _split_ref(ref: str) -> tuple[str, str, bool]:
+    """FILE.py:FUNC or package.module:FUNC -> (target, function, is_file)."""
     target, sep, func_name = ref.rpartition(":")
     if not sep or not target or not func_name:
         raise UserError(f"spec {ref!r} names no function; {SPEC_HELP}")
-    is_file = target.endswith(".py") or os.sep in target or "/" in target
+    return target, func_name, target.endswith(".py") or os.sep in target or "/" in target
+
+
+def _file_not_found(target: str) -> UserError:
+    where = "" if os.path.isabs(target) else f" (paths are relative to {os.getcwd()})"
+    return UserError(f"{target}: spec file not found; {SPEC_HELP}{where}")
+
+
+def anchor_spec_ref(ref: str, base: str | os.PathLike[str]) -> str:
+    """Make a spec reference mean the same from any working directory: relative to ``base``, not to the cwd.
+
+    A relative FILE.py becomes an absolute path under ``base``; for package.module:FUNC, ``base`` goes on
+    ``sys.path`` (as the working directory does for ``--spec``), so the module is found there.
+    """
+    target, func_name, is_file = _split_ref(ref)
+    base = os.path.abspath(base)
+    if is_file:
+        if os.path.isabs(target) or base == os.getcwd():
+            return ref
+        return f"{os.path.normpath(os.path.join(base, target))}:{func_name}"
+    if base not in sys.path:
+        sys.path.insert(0, base)
+    return ref
+
+
+def check_spec_ref(ref: str) -> None:
+    """Fail early, importing nothing, when the spec's file or module does not exist.
+
+    The commands call this before they import torch, so a typo in --spec costs milliseconds, not an import.
+    """
+    target, _, is_file = _split_ref(ref)
+    if is_file:
+        if not os.path.isfile(target):
+            raise _file_not_found(target)
+    elif not _module_exists(target):
+        raise UserError(f"{target}: module not found; {SPEC_HELP}")
+
+
+def _module_exists(dotted: str) -> bool:
+    """Whether package.module can be found, without running any package's __init__ (which may import torch).
+
+    importlib.util.find_spec('a.b') imports 'a'; instead the top level is found as load_spec would find it (the
+    working directory, then sys.path, then other finders such as editable installs' ones) and each submodule in
+    its parent's folders. When in doubt, say it exists.
+    """
+    top, *rest = dotted.split(".")
+    try:
+        found = importlib.machinery.PathFinder.find_spec(top, [os.getcwd(), *sys.path]) or importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return True
+    for part in rest:
+        if found is None:
+            break
+        locations = found.submodule_search_locations
+        if locations is None:
+            return False  # a plain module has no submodules
+        origin = found.origin or ""
+        # A package that extends its own __path__ (pkgutil.extend_path) can hold submodules elsewhere.
+        if origin.endswith("__init__.py") and "__path__" in _read(origin):
+            return True
+        found = importlib.machinery.PathFinder.find_spec(part, list(locations))
+    return found is not None
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return ""
+
+
+def _seed_before_spec(seed: int) -> None:
+    """Seed torch, random and numpy, so a spec's unseeded torch.randn batch is the same in every process."""
+    try:
+        from ci_checks.engine.seeding import seed_everything
+    except ImportError:  # no torch: the harness says so in its own words; seed what there is
+        random.seed(seed)
+        return
+    seed_everything(seed)
+
+
+def load_spec(ref: str, *, check_names: Sequence[str] = (), seed: int | None = 0) -> TrainingSpec:
+    """Resolve FILE.py:FUNC or package.module:FUNC, call it, and validate what it returns.
+
+    The function is called after seeding torch, random and numpy with ``seed`` (None: 0), the run's seed.
+    """
+    target, func_name, is_file = _split_ref(ref)
     try:
         if is_file:
             if not os.path.isfile(target):
-                raise UserError(f"{target}: spec file not found; {SPEC_HELP} (paths are relative to {os.getcwd()})")
+                raise _file_not_found(target)
             module = _import_file(target)
         else:
             if os.getcwd() not in sys.path:
@@ -186,6 +276,11 @@ def load_spec(ref: str, *, check_names: Sequence[str] = ()) -> TrainingSpec:
         if not is_file and e.name and target.startswith(e.name):
             raise UserError(f"{target}: module not found; {SPEC_HELP}") from e
         raise UserError(f"{target}: importing it failed: {type(e).__name__}: {e}; install what it needs") from e
+    except SystemExit as e:
+        raise UserError(
+            f"{target}: importing it called sys.exit({e.code!r}) - a script's main() runs at import; put it under "
+            "if __name__ == '__main__': (or load the model with ci_checks.load_from_script)"
+        ) from e
     except Exception as e:
         raise UserError(f"{target}: importing it failed: {type(e).__name__}: {e} (rerun with --debug)") from e
     func = getattr(module, func_name, None)
@@ -196,8 +291,11 @@ def load_spec(ref: str, *, check_names: Sequence[str] = ()) -> TrainingSpec:
     if not callable(func):
         raise UserError(f"{target}: '{func_name}' is a {type(func).__name__}, not a function returning the spec")
     where = f"{target}:{func_name}"
+    _seed_before_spec(0 if seed is None else seed)
     try:
         value = func()
+    except SystemExit as e:
+        raise UserError(f"{where}: the spec function called sys.exit({e.code!r}); return the spec instead") from e
     except Exception as e:
         raise UserError(f"{where}: the spec function raised {type(e).__name__}: {e} (rerun with --debug)") from e
     if isinstance(value, Mapping):
@@ -265,14 +363,61 @@ def synthetic_batch(
     return inputs, targets
 
 
-_KEEP = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+class MissingImport:
+    """Stands in for a name a training script imports but this environment cannot; using it raises that error.
+
+    A training script imports torchvision, wandb or its data code at the top even when the model class does not use
+    them; ``load_from_script`` binds this in their place, so the class loads and only code that uses them fails,
+    with one line naming the package and the script's line.
+    """
+
+    __slots__ = ("message", "module", "kind")
+
+    def __init__(self, message: str, *, module: str | None = None, kind: type[Exception] = ImportError) -> None:
+        self.message = message
+        self.module = module
+        self.kind = kind
+
+    def error(self) -> Exception:
+        if issubclass(self.kind, ImportError):
+            return self.kind(self.message, name=self.module)
+        return self.kind(self.message)
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__") and attr.endswith("__"):  # introspection (copy, inspect.unwrap) is not a use
+            raise AttributeError(attr)
+        raise self.error()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise self.error()
+
+    def __mro_entries__(self, bases: tuple[Any, ...]) -> tuple[Any, ...]:
+        raise self.error()  # class Net(LightningModule) with lightning missing
+
+    def __getitem__(self, key: Any) -> Any:
+        raise self.error()
+
+    def __iter__(self) -> Any:
+        raise self.error()
+
+    def __instancecheck__(self, instance: Any) -> bool:
+        raise self.error()
+
+    def __repr__(self) -> str:
+        return f"<missing import: {self.message}>"
+
+
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
 def load_from_script(path: str | os.PathLike[str], name: str) -> Any:
     """Load a class or function from a training script without running its main code.
 
-    Only the script's imports, definitions and constant assignments are executed, so a script without an
-    ``if __name__ == "__main__"`` guard does not start training.
+    Only the script's imports, definitions, constant assignments and ``try: import ... except ImportError:``
+    blocks are executed, one statement at a time, so a script without an ``if __name__ == "__main__"`` guard does
+    not start training. An import that fails (torchvision or wandb not installed here) binds a ``MissingImport``
+    that raises ImportError, naming the package and the line, only where it is used; so does a definition that
+    fails, and asking for that one raises its error at once.
     """
     path = os.fspath(path)
     try:
@@ -280,24 +425,133 @@ def load_from_script(path: str | os.PathLike[str], name: str) -> Any:
             source = fh.read()
     except OSError as e:
         raise UserError(f"{path}: cannot read the training script ({e.strerror})") from None
-    tree = ast.parse(source, filename=path)
+    try:
+        tree = ast.parse(source, filename=path)
+    except SyntaxError as e:
+        raise UserError(f"{path}:{e.lineno}: the training script is not valid Python ({e.msg})") from None
+    kept = _kept_statements(tree)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    module = types.ModuleType(f"_ci_checks_script_{stem.replace('-', '_')}")
+    module.__file__ = os.path.abspath(path)
+    # Registered, as an import would be: dataclasses and pickle look classes' modules up in sys.modules.
+    sys.modules[module.__name__] = module
+    namespace = module.__dict__
+    folder = os.path.dirname(os.path.abspath(path))
+    sys.path.insert(0, folder)
+    # Statements run one by one, so the script's `from __future__` imports are passed on as flags; annotations stay
+    # unevaluated (as they always did here), so a type hint naming a package missing here costs no definition.
+    flags = __future__.annotations.compiler_flag
+    try:
+        for node in kept:
+            if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+                feature = getattr(__future__, node.names[0].name, None)  # an unknown one fails as a SyntaxError
+                flags |= feature.compiler_flag if feature is not None else 0
+            module_ast = ast.fix_missing_locations(ast.Module(body=[node], type_ignores=[]))
+            code = compile(module_ast, path, "exec", flags=flags, dont_inherit=True)
+            try:
+                exec(code, namespace)  # noqa: S102 - the point: run the script's definitions
+            except Exception as e:  # noqa: BLE001 - one bad statement must not cost the others
+                _bind_failure(namespace, node, e, path)
+    finally:
+        if folder in sys.path:
+            sys.path.remove(folder)
+    if name not in namespace or name.startswith("__"):
+        defined = [n.name for n in kept if isinstance(n, _DEFINITIONS)]
+        raise UserError(f"{path}: defines no '{name}' at top level; it defines: {', '.join(defined) or 'nothing'}")
+    value = namespace[name]
+    if isinstance(value, MissingImport):
+        raise value.error()
+    return value
+
+
+def _kept_statements(tree: ast.Module) -> list[ast.stmt]:
+    """The statements load_from_script runs; an import of several names becomes one statement per name."""
     kept: list[ast.stmt] = []
     for node in tree.body:
-        if isinstance(node, _KEEP):
+        if isinstance(node, ast.Import):
+            kept += [ast.copy_location(ast.Import(names=[alias]), node) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            kept += [
+                ast.copy_location(ast.ImportFrom(module=node.module, names=[alias], level=node.level), node)
+                for alias in node.names
+            ]
+        elif isinstance(node, _DEFINITIONS):
             kept.append(node)
+        elif isinstance(node, ast.Try) and all(isinstance(n, (ast.Import, ast.ImportFrom)) for n in node.body):
+            kept.append(node)  # try: import wandb / except ImportError: wandb = None
         elif isinstance(node, (ast.Assign, ast.AnnAssign)) and _is_constant(node.value):
             kept.append(node)
-    module = types.ModuleType(f"_ci_checks_script_{os.path.basename(path).removesuffix('.py')}")
-    module.__file__ = os.path.abspath(path)
-    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
-    try:
-        exec(compile(ast.Module(body=kept, type_ignores=[]), path, "exec"), module.__dict__)  # noqa: S102
-    finally:
-        sys.path.pop(0)
-    if not hasattr(module, name):
-        defined = [n.name for n in kept if isinstance(n, (ast.ClassDef, ast.FunctionDef))]
-        raise UserError(f"{path}: defines no '{name}' at top level; it defines: {', '.join(defined) or 'nothing'}")
-    return getattr(module, name)
+    return kept
+
+
+def _bound_names(node: ast.stmt) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [a.asname or a.name.split(".")[0] for a in node.names]
+    if isinstance(node, ast.ImportFrom):
+        return [a.asname or a.name for a in node.names if a.name != "*"]
+    if isinstance(node, ast.Try):
+        return [name for n in node.body for name in _bound_names(n)]
+    if isinstance(node, _DEFINITIONS):
+        return [node.name]
+    return []
+
+
+def _bind_failure(namespace: dict[str, Any], node: ast.stmt, error: Exception, path: str) -> None:
+    """Bind a MissingImport for each name the failed statement would have bound, unless one is already bound."""
+    if isinstance(node, _DEFINITIONS):
+        if isinstance(error, ImportError):
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            missing = MissingImport(first, module=error.name, kind=type(error))
+        else:
+            hint = ""
+            if isinstance(error, NameError):
+                hint = " (load_from_script runs only the script's imports, definitions and constant assignments)"
+            missing = MissingImport(
+                f"{path}:{node.lineno}: defining '{node.name}' raised {type(error).__name__}: {error}{hint}",
+                kind=UserError,
+            )
+    elif isinstance(node, (ast.Import, ast.ImportFrom, ast.Try)):
+        line = _import_line(node, error)
+        if isinstance(error, ModuleNotFoundError) and error.name:
+            missing = MissingImport(
+                f"{error.name} is not installed; {path} imports it at line {line}",
+                module=error.name,
+                kind=ModuleNotFoundError,
+            )
+        else:
+            first = (str(error).strip().splitlines() or [""])[0]
+            module = getattr(error, "name", None) or _imported_module(node)
+            missing = MissingImport(
+                f"importing {module} failed ({type(error).__name__}: {first}); {path} imports it at line {line}",
+                module=module,
+            )
+    else:
+        raise error
+    for name in _bound_names(node):
+        if not isinstance(namespace.get(name, missing), MissingImport):
+            continue  # `import a.missing` after `import a`: keep the working `a`
+        namespace[name] = missing
+
+
+def _imported_module(node: ast.stmt) -> str:
+    if isinstance(node, ast.Import):
+        return node.names[0].name
+    if isinstance(node, ast.ImportFrom):
+        return "." * node.level + (node.module or "")
+    if isinstance(node, ast.Try) and node.body:
+        return _imported_module(node.body[0])
+    return "?"
+
+
+def _import_line(node: ast.stmt, error: Exception) -> int:
+    """The line of the import that failed: in a try block, the one importing the missing module."""
+    if isinstance(node, ast.Try):
+        wanted = (getattr(error, "name", None) or "").split(".")[0]
+        for inner in node.body:
+            if wanted and _imported_module(inner).split(".")[0] == wanted:
+                return inner.lineno
+        return node.body[0].lineno
+    return node.lineno
 
 
 def _is_constant(node: ast.expr | None) -> bool:

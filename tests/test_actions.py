@@ -319,6 +319,26 @@ def test_train_check_bad_spec_exits_2(run, tmp_path):
     assert "no_such_spec.py" in result.step("train-check").log
 
 
+def test_train_check_threads_default_is_the_clis_everywhere(capsys):
+    """The action's '' means the CLI's --threads default; the action, --help and the docs say the same number."""
+    from ci_checks.commands.train_check import DEFAULT_THREADS
+    from ci_checks.main import main
+
+    description = load_yaml(str(ACTIONS / "train-check" / "action.yml"))["inputs"]["threads"]["description"]
+    action = re.fullmatch(r"torch intra-op threads\. Default '' \(the CLI default, (\d+) threads?\b.*\)\.", description)
+    with pytest.raises(SystemExit):
+        main(["train-check", "--help"])
+    cli = re.search(
+        r"--threads N +torch intra-op threads \(default: (\d+)\)", " ".join(capsys.readouterr().out.split())
+    )
+    assert action and cli, (description, cli)
+    assert int(action[1]) == int(cli[1]) == DEFAULT_THREADS
+    assert f"| `threads` | '' | {description} |" in (ROOT / "docs" / "workflows.md").read_text()
+    for page in ("train-check.md", "configuration.md"):
+        text = " ".join((ROOT / "docs" / page).read_text().split())
+        assert f"`--threads N` (torch intra-op threads, default {DEFAULT_THREADS})" in text, page
+
+
 # ---------------------------------------------------------------- compare
 
 

@@ -159,8 +159,11 @@ def test_failing_spec_exits_1_with_path_line_findings(spec, capsys):
     assert main(["train-check", "--spec", f"{spec}:lr_zero", "--quiet"]) == 1
     out, _ = capsys.readouterr()
     assert "FAIL  parameter-updates" in out
-    assert f"ci_spec.py:{line_of(spec, 'lr_zero')}: error: parameter-updates: 0.weight did not change" in out
-    assert "its learning rate is 0" in out
+    assert (
+        f"ci_spec.py:{line_of(spec, 'lr_zero')}: error: parameter-updates: did not change after one step: 0.weight"
+        in out
+    )
+    assert "the learning rate is 0" in out
     assert out.splitlines()[-1].startswith("train-check: FAIL - ")
 
 
@@ -270,9 +273,6 @@ BAD_INPUT = [
     ),
     pytest.param("{spec}:raises", "the spec function raised ValueError: no data in CI", id="spec-function-raises"),
     pytest.param(
-        "{spec}:bad_shape", "the model rejected the spec's batch: RuntimeError: mat1 and mat2", id="batch-shape"
-    ),
-    pytest.param(
         "{spec}:non_scalar_loss", "loss_fn returned a tensor of shape [8], not a scalar", id="non-scalar-loss"
     ),
     pytest.param("{spec}:not_a_module", "model_factory() must return a torch.nn.Module, got str", id="not-a-module"),
@@ -289,6 +289,18 @@ BAD_INPUT = [
 ]
 
 
+def test_a_model_that_raises_on_the_batch_is_a_finding_not_a_crash(spec, capsys):
+    """The user's model raising is a finding about their code (exit 1) naming the exception and its likely cause."""
+    assert main(["train-check", "--spec", f"{spec}:bad_shape", "--quiet"]) == 1
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err and err == ""
+    assert (
+        "error: parameter-updates: the model's forward on the spec's batch raised RuntimeError: mat1 and mat2 shapes "
+        "cannot be multiplied (8x5 and 4x16) - a shape mismatch" in out
+    )
+    assert out.count("SKIP ") == 8
+
+
 @pytest.mark.parametrize(("ref", "message"), BAD_INPUT)
 def test_bad_input_exits_2_with_one_line(spec, capsys, ref, message):
     assert main(["train-check", "--spec", ref.format(spec=spec), "--quiet"]) == 2
@@ -297,6 +309,84 @@ def test_bad_input_exits_2_with_one_line(spec, capsys, ref, message):
     assert err.startswith("ci-checks: error: ") and err.count("\n") == 1, err
     assert message in err
     assert "Traceback" not in err
+
+
+MISSING_BEFORE_TORCH = """
+import sys
+from ci_checks.main import main
+
+code = main(["train-check", "--spec", sys.argv[1]])
+print("exit", code, "torch imported:", "torch" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        pytest.param("ci_spce.py:training_spec", "ci_spce.py: spec file not found", id="file"),
+        pytest.param("specs/ci_spec.py:training_spec", "specs/ci_spec.py: spec file not found", id="file-in-folder"),
+        pytest.param("myproject.ci_spec:training_spec", "myproject.ci_spec: module not found", id="package"),
+        pytest.param("userpkg.ci_spce:training_spec", "userpkg.ci_spce: module not found", id="submodule"),
+        pytest.param("userpkg.model.ci_spec:spec", "userpkg.model.ci_spec: module not found", id="module-of-module"),
+    ],
+)
+def test_a_missing_spec_fails_before_torch_is_imported(tmp_path, ref, message):
+    package = tmp_path / "userpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("import torch\n")  # finding userpkg.x must not run this
+    (package / "model.py").write_text("import torch\n")
+    (tmp_path / "pyproject.toml").write_text("")
+    proc = subprocess.run(
+        [sys.executable, "-c", MISSING_BEFORE_TORCH, ref], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert proc.stdout.splitlines()[-1] == "exit 2 torch imported: False"
+    assert proc.stderr.startswith(f"ci-checks: error: {message}; pass --spec ") and proc.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("configured", "layout"),
+    [
+        pytest.param("ci_spec.py:good", {"ci_spec.py": "SPEC"}, id="file"),
+        pytest.param("specs/ci_spec.py:good", {"specs/ci_spec.py": "SPEC"}, id="file-in-folder"),
+        pytest.param("specs.ci_spec:good", {"specs/__init__.py": "", "specs/ci_spec.py": "SPEC"}, id="package-module"),
+    ],
+)
+def test_the_configured_spec_is_relative_to_its_pyproject(
+    tmp_path, monkeypatch, capsys, write_spec, configured, layout
+):
+    for name, text in layout.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        if text == "SPEC":
+            write_spec(name=name)
+        else:
+            (tmp_path / name).write_text(text)
+    (tmp_path / "pyproject.toml").write_text(f'[tool.ci-checks]\nspec = "{configured}"\n')
+    (tmp_path / "src" / "model").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "src" / "model")  # e.g. a terminal left in the package folder
+    assert main(["train-check", "--checks", "loss-at-init", "--format", "json", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "pass"
+
+
+def test_the_command_line_spec_is_relative_to_the_working_directory(tmp_path, monkeypatch, capsys, write_spec):
+    write_spec()
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "src").mkdir()
+    monkeypatch.chdir(tmp_path / "src")
+    assert main(["train-check", "--spec", "ci_spec.py:good", "--checks", "loss-at-init"]) == 2
+    assert "ci_spec.py: spec file not found" in capsys.readouterr().err
+    assert main(["train-check", "--spec", "../ci_spec.py:good", "--checks", "loss-at-init", "--quiet"]) == 0
+
+
+def test_threads_default_to_one(spec, capsys):
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert main(["train-check", "--spec", f"{spec}:good", "--checks", "loss-at-init", "--quiet"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_no_spec_anywhere_exits_2(spec, capsys):
@@ -475,3 +565,25 @@ def test_integer_count_targets_are_regression_not_binary(spec, capsys):
 def test_a_single_check_subcommand_names_itself(spec, capsys):
     assert main(["memorization", "--spec", f"{spec}:good", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["command"] == "memorization"
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        pytest.param(
+            "import sys\n\ndef main():\n    return 0\n\nsys.exit(main())\n",
+            "importing it called sys.exit(0) - a script's main() runs at import",
+            id="script-exits-at-import",
+        ),
+        pytest.param(
+            "import sys\n\ndef spec():\n    sys.exit()\n", "the spec function called sys.exit(None)", id="spec-exits"
+        ),
+    ],
+)
+def test_user_code_calling_sys_exit_never_turns_a_run_green(tmp_path, monkeypatch, capsys, source, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "train.py").write_text(source)
+    assert main(["train-check", "--spec", "train.py:spec", "--quiet", "--output", "r.json"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

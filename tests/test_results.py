@@ -228,7 +228,10 @@ def test_cli_github(spec, capsys, tmp_path, monkeypatch):
     out = capsys.readouterr().out
     annotations = [line for line in out.splitlines() if line.startswith("::")]
     assert annotations[0].startswith("::error file=ci_spec.py,line=")
-    assert ",title=ci-checks parameter-updates::parameter-updates: 0.weight did not change" in annotations[0]
-    assert len(annotations) == 6  # 4 parameters, loss-decreases, memorization: under the cap, so no notice
+    assert (
+        ",title=ci-checks parameter-updates::parameter-updates: did not change after one step: 0.weight"
+        in annotations[0]
+    )
+    assert len(annotations) == 3  # one per cause (4 parameters in one), loss-decreases, memorization
     assert summary.read_text().startswith("### ci-checks train-check: :x: fail")
     assert outputs.read_text() == "status=fail\nexit-code=1\nresults=r.json\n"

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
 import sys
 import textwrap
 
 import pytest
 import torch
+from torch import nn
 
 from ci_checks import TrainingSpec, load_from_script, synthetic_batch
 from ci_checks._errors import UserError
 from ci_checks.checks import CHECKS, run_checks
-from ci_checks.spec import load_spec, validate
+from ci_checks.spec import check_spec_ref, load_spec, validate
 
 # ------------------------------------------------------------------ synthetic_batch
 
@@ -103,6 +106,199 @@ def test_load_from_script_names_what_it_defines(script):
 def test_load_from_script_missing_file(tmp_path):
     with pytest.raises(UserError, match="cannot read the training script"):
         load_from_script(tmp_path / "nope.py", "Net")
+
+
+# An MNIST script as people write it: torchvision, wandb and apex at the top, used only by main().
+MNIST_SCRIPT = '''"""Train a small CNN on MNIST."""
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+import wandb
+from torch.optim.lr_scheduler import StepLR
+from torchvision import datasets, transforms
+
+try:
+    from apex import amp
+except ImportError:
+    amp = None
+
+MEAN, STD = (0.1307,), (0.3081,)
+DATA_DIR = os.environ.get("DATA_DIR", "../data")  # not a constant: dropped
+
+
+@dataclass
+class Config:
+    hidden: int = 128
+    dropout: float = 0.25
+    tags: list[str] = field(default_factory=list)
+
+
+class Net(nn.Module):
+    def __init__(self, config: Config | None = None):
+        super().__init__()
+        config = config or Config()
+        self.conv1 = nn.Conv2d(1, 8, 3, 1)
+        self.dropout = nn.Dropout(config.dropout)
+        self.fc1 = nn.Linear(8 * 13 * 13, config.hidden)
+        self.fc2 = nn.Linear(config.hidden, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = self.dropout(torch.flatten(x, 1))
+        return F.log_softmax(self.fc2(F.relu(self.fc1(x))), dim=1)
+
+
+class Augmented(Net):
+    def __init__(self):
+        super().__init__()
+        self.augment = transforms.RandomRotation(10)
+
+
+def train(model, device, loader, optimizer, epoch):
+    model.train()
+    for batch_idx, (data, target) in enumerate(loader):
+        optimizer.zero_grad()
+        loss = F.nll_loss(model(data.to(device)), target.to(device))
+        loss.backward()
+        optimizer.step()
+        wandb.log({"loss": loss.item(), "epoch": epoch})
+
+
+def main():
+    parser = argparse.ArgumentParser(description="PyTorch MNIST Example")
+    parser.add_argument("--epochs", type=int, default=14)
+    args = parser.parse_args()
+    wandb.init(project="mnist")
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
+    dataset = datasets.MNIST(DATA_DIR, train=True, download=True, transform=transform)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=64)
+    model = Net()
+    optimizer = torch.optim.Adadelta(model.parameters(), lr=1.0)
+    scheduler = StepLR(optimizer, step_size=1, gamma=0.7)
+    for epoch in range(1, args.epochs + 1):
+        train(model, "cpu", loader, optimizer, epoch)
+        scheduler.step()
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+@pytest.fixture
+def not_installed(monkeypatch):
+    """Make these packages fail to import, as on a CI runner that has only torch (whatever this machine has)."""
+
+    def hide(*names):
+        for name in names:
+            monkeypatch.setitem(sys.modules, name, None)
+
+    return hide
+
+
+@pytest.fixture
+def mnist(tmp_path, not_installed):
+    not_installed("torchvision", "wandb", "apex")
+    path = tmp_path / "train_mnist.py"
+    path.write_text(MNIST_SCRIPT)
+    return path
+
+
+def test_load_from_script_loads_a_model_whose_script_imports_missing_packages(mnist):
+    net_cls = load_from_script(mnist, "Net")
+    net = net_cls()
+    out = net(torch.zeros(2, 1, 28, 28))
+    assert out.shape == (2, 10)
+    config_cls = load_from_script(mnist, "Config")
+    assert config_cls(hidden=16).tags == [] and net_cls(config_cls(hidden=16)).fc1.out_features == 16
+
+
+def test_a_missing_package_fails_where_it_is_used_naming_it_and_the_line(mnist, monkeypatch):
+    augmented = load_from_script(mnist, "Augmented")
+    with pytest.raises(ImportError) as exc:
+        augmented()
+    message = str(exc.value)
+    line = MNIST_SCRIPT.splitlines().index("from torchvision import datasets, transforms") + 1
+    assert message == f"torchvision is not installed; {mnist} imports it at line {line}"
+    assert "\n" not in message and exc.value.name == "torchvision"
+    main = load_from_script(mnist, "main")
+    monkeypatch.setattr(sys, "argv", [str(mnist)])
+    line = MNIST_SCRIPT.splitlines().index("import wandb") + 1
+    with pytest.raises(ImportError, match=f"wandb is not installed; .* imports it at line {line}$"):
+        main()  # argparse is fine; wandb.init is the first use
+    train = load_from_script(mnist, "train")
+    assert callable(train)
+
+
+def test_a_try_import_block_keeps_its_fallback(mnist):
+    # the script's own `except ImportError: amp = None` ran, not a placeholder
+    assert load_from_script(mnist, "amp") is None
+    assert load_from_script(mnist, "MEAN") == (0.1307,)
+    with pytest.raises(UserError, match="defines no 'DATA_DIR' at top level"):
+        load_from_script(mnist, "DATA_DIR")
+
+
+def test_a_class_built_on_a_missing_package_fails_at_once(tmp_path, not_installed):
+    not_installed("lightning")
+    path = tmp_path / "train.py"
+    path.write_text(textwrap.dedent("""\
+        import torch
+        from torch import nn
+        from lightning import LightningModule, Trainer
+
+
+        class Classifier(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 3)
+
+            def forward(self, x):
+                return self.fc(x)
+
+
+        class LitClassifier(LightningModule):
+            def __init__(self):
+                super().__init__()
+                self.model = Classifier()
+
+
+        Trainer(max_epochs=3).fit(LitClassifier())
+    """))
+    assert isinstance(load_from_script(path, "Classifier")(), nn.Module)
+    with pytest.raises(ImportError, match=r"^lightning is not installed; .*train\.py imports it at line 3$"):
+        load_from_script(path, "LitClassifier")
+
+
+def test_a_definition_that_needs_dropped_code_fails_only_when_asked_for(tmp_path):
+    path = tmp_path / "train.py"
+    path.write_text(textwrap.dedent("""\
+        import argparse
+        from torch import nn
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--hidden", type=int, default=32)
+        args = parser.parse_args()
+
+
+        def make_head(hidden=args.hidden):
+            return nn.Linear(hidden, 2)
+
+
+        class Tiny(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(3, 2)
+    """))
+    assert load_from_script(path, "Tiny")().fc.in_features == 3
+    with pytest.raises(UserError, match=r"train\.py:9: defining 'make_head' raised NameError: .*'args'"):
+        load_from_script(path, "make_head")
 
 
 # ------------------------------------------------------------------ load_spec
@@ -213,6 +409,47 @@ def test_import_problems_are_user_errors(tmp_path, body, message):
         load_spec(f"{tmp_path / 'broken.py'}:spec")
 
 
+def test_the_early_check_finds_specs_without_running_any_package_code(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "userpkg").mkdir()
+    (tmp_path / "userpkg" / "__init__.py").write_text("raise RuntimeError('userpkg was imported')\n")
+    (tmp_path / "userpkg" / "specs.py").write_text("")
+    (tmp_path / "nspkg" / "sub").mkdir(parents=True)  # namespace packages: no __init__.py
+    (tmp_path / "nspkg" / "sub" / "ci_spec.py").write_text("")
+    (tmp_path / "legacy").mkdir()  # its submodules may live anywhere on sys.path: not judged
+    (tmp_path / "legacy" / "__init__.py").write_text(
+        "__path__ = __import__('pkgutil').extend_path(__path__, __name__)\n"
+    )
+    (tmp_path / "ci_spec.py").write_text("")
+    (tmp_path / "lib" / "models").mkdir(parents=True)  # an installed package...
+    (tmp_path / "lib" / "models" / "__init__.py").write_text("")
+    (tmp_path / "lib" / "models" / "specs.py").write_text("")
+    (tmp_path / "models").mkdir()  # ...and a folder of the same name here: the package wins, as in an import
+    monkeypatch.syspath_prepend(tmp_path / "lib")
+    for ref in (
+        "ci_spec.py:training_spec",
+        "models.specs:spec",
+        f"{tmp_path / 'ci_spec.py'}:training_spec",
+        "userpkg.specs:spec",
+        "nspkg.sub.ci_spec:spec",
+        "legacy.anything:spec",
+        "json.decoder:spec",  # an installed package's submodule
+    ):
+        check_spec_ref(ref)
+    for ref, message in (
+        (
+            "ci_spce.py:training_spec",
+            f"ci_spce.py: spec file not found; .* \\(paths are relative to {re.escape(str(tmp_path))}\\)$",
+        ),
+        ("userpkg.spces:spec", "userpkg.spces: module not found"),
+        ("nspkg.sub.nope:spec", "nspkg.sub.nope: module not found"),
+        ("json.decoder.nope:spec", "json.decoder.nope: module not found"),  # a module has no submodules
+        ("userpkg.specs", "names no function"),
+    ):
+        with pytest.raises(UserError, match=message):
+            check_spec_ref(ref)
+
+
 def _spec(**overrides):
     fields = {
         "model_factory": lambda: torch.nn.Linear(4, 3),
@@ -253,3 +490,67 @@ def test_setup_replaces_the_factories():
 def test_run_checks_validates_spec_objects():
     with pytest.raises(UserError, match="'batch_dim' must be a non-negative int"):
         run_checks(_spec(batch_dim=-1), ["loss-at-init"])
+
+
+# ------------------------------------------------------------------ the spec function runs seeded
+
+UNSEEDED_SPEC = """
+import random
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def training_spec():
+    x = torch.randn(16, 8)                      # no seed: the kit seeds before calling this
+    y = torch.randint(0, 3, (16,))
+    x = x + torch.from_numpy(np.random.rand(16, 8)).float() * random.random()   # the user's own augmentation
+    return {
+        "model_factory": lambda: nn.Linear(8, 3),
+        "optimizer_factory": lambda params: torch.optim.SGD(params, lr=0.1),
+        "loss_fn": nn.CrossEntropyLoss(),
+        "batch": (x, y),
+    }
+"""
+
+PRINT_BATCH = """
+import sys
+from ci_checks.spec import load_spec
+
+spec = load_spec(sys.argv[1], seed=int(sys.argv[2]))
+print(spec.batch[0].tolist(), spec.batch[1].tolist())
+"""
+
+
+@pytest.fixture
+def unseeded_spec(tmp_path):
+    path = tmp_path / "ci_spec.py"
+    path.write_text(UNSEEDED_SPEC)
+    return f"{path}:training_spec"
+
+
+def test_an_unseeded_batch_is_the_same_in_every_process(unseeded_spec):
+    def batch_in_a_fresh_process(seed):
+        done = subprocess.run(
+            [sys.executable, "-c", PRINT_BATCH, unseeded_spec, str(seed)], capture_output=True, text=True, check=True
+        )
+        return done.stdout
+
+    assert batch_in_a_fresh_process(0) == batch_in_a_fresh_process(0)
+
+
+def test_an_unseeded_batch_ignores_the_callers_random_state(unseeded_spec):
+    import random
+
+    import numpy as np
+
+    torch.manual_seed(1234)
+    torch.randn(100)
+    first = load_spec(unseeded_spec).batch
+    torch.randn(7)  # e.g. other tests ran in between
+    random.random()
+    np.random.rand()
+    second = load_spec(unseeded_spec, seed=None).batch
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+    assert not torch.equal(load_spec(unseeded_spec, seed=3).batch[0], first[0])  # the run's seed, not a constant

@@ -8,6 +8,7 @@ and `check(session) -> CheckResult`. Adding one is the module plus its line in R
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -81,7 +82,7 @@ def run_checks(
     checks = registered if checks is None else tuple(checks)
     if isinstance(spec, str):
         ref = spec
-        spec = load_spec(spec, check_names=registered)
+        spec = load_spec(spec, check_names=registered, seed=seed)
     else:
         ref = getattr(spec, "__qualname__", type(spec).__name__)
         # An object skips load_spec's validation; without it frozen="emb.*" would be read as the patterns e, m, b, ., *
@@ -99,24 +100,40 @@ def run_checks(
             for key, value in values.items():
                 key = key.replace("_", "-")
                 merged[check][key] = coerce_setting(check, key, value, defaults[check], where=where)
-    harness = Harness(spec, device=device, seed=seed)
-    harness.preflight()
-    declared = {name: needs(name, merged[name]) for name in checks}
-    training = {name: n for name, n in declared.items() if n is not None}
-    session = Session(harness, merged, needs=training, progress=progress)
     import torch
 
+    from ci_checks.engine.usercode import UserCodeError
+
+    harness = Harness(spec, device=device, seed=seed)
     report = Report(
         command="train-check",
         subject={
             "spec": ref,
             "device": str(harness.device),
             "torch": torch.__version__,
-            "task": harness.task.describe(),
             "seed": harness.seed,
             "settings": {k: v for k, v in merged.items() if k in checks},
         },
     )
+    try:
+        harness.preflight()
+    except UserCodeError as e:
+        # The model, loss or setup raised on the spec's own batch: a finding about that code, and no check can run.
+        report.subject["task"] = "unknown"
+        for i, name in enumerate(checks):
+            result = CheckResult(name)
+            if i == 0:
+                result.add("error", f"{name}: {e.describe()}", location=e.location or spec.location)
+                result.summary = f"{e.phase} raised"
+            else:
+                result.skipped = True
+                result.summary = f"skipped: {e.phase} raised (reported by {checks[0]})"
+            report.checks.append(result)
+        return report
+    report.subject["task"] = harness.task.describe()
+    declared = {name: needs(name, merged[name]) for name in checks}
+    training = {name: n for name, n in declared.items() if n is not None}
+    session = Session(harness, merged, needs=training, progress=progress)
     if training:
         start = time.perf_counter()
         run = session.main_run()
@@ -124,10 +141,51 @@ def run_checks(
         report.subject["training_steps"] = len(run.losses)
     for name in checks:
         start = time.perf_counter()
-        result: CheckResult = module(name).check(session)
+        result = _run_one(name, session, report)
         result.duration_s = time.perf_counter() - start
         report.checks.append(result)
     return report
+
+
+def _run_one(name: str, session: Any, report: Report) -> CheckResult:
+    """One check; what escapes it is a finding (the user's code raised), a skip (a probe of the kit could not run
+    on this model), or the kit's own bug (recorded, so the report is still written, and the exit code is 3)."""
+    from ci_checks._errors import UserError
+    from ci_checks.engine.usercode import UserCodeError, first_line, ran_the_model, user_location
+
+    try:
+        result: CheckResult = module(name).check(session)
+        return result
+    except (UserError, KeyboardInterrupt):
+        raise
+    except UserCodeError as e:
+        result = CheckResult(name)
+        result.add("error", f"{name}: {e.describe()}", location=e.location or session.location)
+        result.summary = f"{e.phase} raised"
+        return result
+    except Exception as e:
+        result = CheckResult(name)
+        if not ran_the_model(e):
+            import traceback
+
+            where = traceback.extract_tb(e.__traceback__)[-1]
+            report.subject.setdefault("internal_errors", []).append(
+                f"{name}: {type(e).__name__}: {first_line(e)} ({os.path.basename(where.filename)}:{where.lineno})"
+            )
+            result.add(
+                "error",
+                f"{name}: internal error of ci-checks: {type(e).__name__}: {first_line(e)} - please report it "
+                "(rerun with --debug for the traceback)",
+            )
+            result.summary = "internal error"
+            return result
+        loc = user_location(e.__traceback__)
+        result.skipped = True
+        result.summary = (
+            f"skipped: the check's probe could not run on this model: {type(e).__name__}: {first_line(e)}"
+            + (f" ({loc})" if loc else "")
+        )
+        return result
 
 
 class StandaloneCheck(Protocol):

@@ -27,6 +27,7 @@ def check(session: Session) -> CheckResult:
     import os
 
     from ci_checks.engine.states import close_numbers, first_difference
+    from ci_checks.engine.usercode import UserCodeError
 
     result = CheckResult(NAME)
     if session.step_failed(result):
@@ -43,6 +44,11 @@ def check(session: Session) -> CheckResult:
         why = "the step trains in eval mode while a restored model starts in training mode (see train-mode)"
     elif any(run.plain_tensors.values()):
         why = "the model keeps state in plain tensor attributes, outside its state_dict (see train-mode)"
+    elif h.spec.save_checkpoint is None and len({lr for lr in run.lrs[: before + after] if lr is not None}) > 1:
+        why = (
+            "a learning-rate scheduler changes the learning rate, and the default checkpoint holds only the model "
+            "and the optimizer (give save_checkpoint/load_checkpoint in the spec to test resuming with it)"
+        )
     if why is not None:
         result.skipped = True
         result.summary = f"skipped: {why}, so no resumed run can match"
@@ -50,21 +56,19 @@ def check(session: Session) -> CheckResult:
             os.remove(run.checkpoint_path)
         return result
     rtol, atol = float(session.opt(NAME, "rtol")), float(session.opt(NAME, "atol"))
-    which = "save_checkpoint" if h.spec.save_checkpoint else "the default torch.save of both state_dicts"
     result.figures.update(steps_before=before, steps_after=after, custom=h.spec.save_checkpoint is not None)
     try:
         if run.checkpoint_error is not None:
             e = run.checkpoint_error
-            result.add("error", f"{NAME}: {which} raised {type(e).__name__}: {e}", location=h.spec.location)
+            result.add("error", f"{NAME}: {e.describe()}", location=e.location or h.spec.location)
             return result
         try:
             losses, loaded, final = h.resume(run, before, after)
-        except Exception as e:
+        except UserCodeError as e:
             result.add(
                 "error",
-                f"{NAME}: restoring the checkpoint or training after it raised "
-                f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
-                location=h.spec.location,
+                f"{NAME}: restoring the checkpoint or training after it: {e.describe()}",
+                location=e.location or h.spec.location,
             )
             return result
     finally:

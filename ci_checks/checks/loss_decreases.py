@@ -38,7 +38,18 @@ def check(session: Session) -> CheckResult:
     tail = sorted(window[-3:])[len(window[-3:]) // 2]  # median of the last three: robust to dropout noise
     result.figures.update(first_loss=first, last_loss=window[-1], steps=len(window))
     result.summary = f"loss {first:.4g} -> {tail:.4g} over {len(window)} steps"
-    if not (math.isfinite(first) and math.isfinite(tail)):
+    if run.params_changed_at is None or run.params_changed_at > len(window):
+        # Dropout noise alone can make a later loss lower: without an update that is not learning.
+        result.add(
+            "error",
+            f"{NAME}: no parameter changed in the first {len(window)} steps, so the loss ({first:.4g} -> {tail:.4g}) "
+            "moved by noise only - see parameter-updates (gradients cleared before the update, learning rate 0, "
+            "frozen parameters or a detached loss)",
+            location=session.location,
+            first_loss=first,
+            last_loss=tail,
+        )
+    elif not (math.isfinite(first) and math.isfinite(tail)):
         result.add(
             "error",
             f"{NAME}: the loss became non-finite within {len(window)} steps ({first:.4g} -> {tail:.4g})"

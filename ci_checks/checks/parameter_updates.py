@@ -22,6 +22,11 @@ def needs(settings: Mapping[str, Any]) -> RunNeeds:
     return RunNeeds(min_steps=2)
 
 
+def _names(names: list[str], limit: int = 6) -> str:
+    shown = ", ".join(names[:limit])
+    return f"{shown} and {len(names) - limit} more" if len(names) > limit else shown
+
+
 def check(session: Session) -> CheckResult:
     from ci_checks.engine.harness import matches
 
@@ -31,70 +36,96 @@ def check(session: Session) -> CheckResult:
     run = session.main_run()
     frozen = tuple(session.harness.spec.frozen)
     loc = session.location
-    problems = 0
+    # One finding per cause, listing the parameters it affects.
+    moved_frozen: dict[str, float] = {}
+    not_declared: list[str] = []
+    no_grad: list[str] = []
+    unchanged: dict[str, list[str]] = {}  # why -> parameters
+    tiny: dict[str, float] = {}
+    cleared = set(run.cleared_before_update)
     for name, changed_by in run.changes.items():
         changed = changed_by > 0.0
         grad = run.grad_norms.get(name)
         if matches(name, frozen):
             if changed:
-                problems += 1
-                result.add(
-                    "error",
-                    f"{NAME}: {name} is declared frozen but changed by {changed_by:.3g} in one step - set "
-                    "requires_grad=False on it and leave it out of the optimizer (weight decay moves it too)",
-                    location=loc,
-                    parameter=name,
-                    change=changed_by,
-                )
+                moved_frozen[name] = changed_by
             continue
         if not run.requires_grad[name]:
-            problems += 1
-            result.add(
-                "error",
-                f"{NAME}: {name} has requires_grad=False but is not declared frozen - a layer frozen by "
-                "accident? If it is meant to be, add it to the spec's 'frozen' patterns",
-                location=loc,
-                parameter=name,
-            )
+            not_declared.append(name)
+        elif grad is None:
+            no_grad.append(name)
+        elif name in cleared:
+            continue  # reported once below, changed or not (weight decay moves parameters without gradients)
+        elif changed:
             continue
-        if grad is None:
-            problems += 1
-            result.add(
-                "error",
-                f"{NAME}: {name} received no gradient - not connected to the loss (unused layer, a "
-                ".detach()/.data on the path, or an output left out of the loss)",
-                location=loc,
-                parameter=name,
-            )
-            continue
-        if changed:
-            continue
-        problems += 1
-        lr = run.lr_by_param.get(name)
-        if not run.in_optimizer[name]:
-            why = "it is not in the optimizer: the optimizer was built over other (stale) parameters"
-        elif lr == 0:
-            why = "its learning rate is 0"
+        elif not run.in_optimizer[name]:
+            unchanged.setdefault("not in the optimizer: it was built over other (stale) parameters", []).append(name)
+        elif run.lr_by_param.get(name) == 0:
+            unchanged.setdefault("the learning rate is 0", []).append(name)
         elif grad == 0.0:
-            why = "its gradient is exactly zero"
+            unchanged.setdefault("the gradient is exactly zero", []).append(name)
         else:
-            result.add(
-                "warning",
-                f"{NAME}: {name} did not change in one step although its gradient norm is {grad:.3g} "
-                "(a bias before BatchNorm gets ~0 gradient; otherwise check the learning rate)",
-                location=loc,
-                parameter=name,
-                grad_norm=grad,
-            )
-            continue
+            tiny[name] = grad
+    if moved_frozen:
         result.add(
             "error",
-            f"{NAME}: {name} did not change after one step (gradient norm {grad:.3g}): {why}",
+            f"{NAME}: declared frozen but changed in one step: {_names(list(moved_frozen))} (up to "
+            f"{max(moved_frozen.values()):.3g}) - set requires_grad=False on them and leave them out of the optimizer "
+            "(weight decay moves them too)",
             location=loc,
-            parameter=name,
-            grad_norm=grad,
-            lr=lr,
+            parameters=list(moved_frozen),
         )
+    if not_declared:
+        result.add(
+            "error",
+            f"{NAME}: requires_grad=False but not declared frozen: {_names(not_declared)} - frozen by accident? If "
+            "meant to be, add them to the spec's 'frozen' patterns",
+            location=loc,
+            parameters=not_declared,
+        )
+    if no_grad:
+        wanted = [n for n in run.changes if run.requires_grad[n] and not matches(n, frozen)]
+        every = len(no_grad) == len(wanted)
+        result.add(
+            "error",
+            f"{NAME}: {'no parameter' if every else f'{len(no_grad)} of {len(wanted)} parameter tensors'} "
+            f"received a gradient{'' if every else ': ' + _names(no_grad)} - "
+            + (
+                "the loss is detached from the model (.detach(), .item(), .data or torch.no_grad() on the path)"
+                if every
+                else "not connected to the loss (an unused layer, a .detach()/.data on the path, or an output "
+                "left out of the loss)"
+            ),
+            location=loc,
+            parameters=no_grad,
+        )
+    if cleared:
+        had = [n for n in run.changes if n in cleared]
+        result.add(
+            "error",
+            f"{NAME}: gradients were cleared between backward() and optimizer.step() in step 1 ({len(had)} "
+            f"tensors had a gradient after backward and none at the update: {_names(had)}) - zero_grad() is "
+            "called after backward(); call it before the forward pass (or right after optimizer.step())",
+            location=loc,
+            parameters=had,
+        )
+    for why, names in unchanged.items():
+        result.add(
+            "error",
+            f"{NAME}: did not change after one step: {_names(names)} - {why}",
+            location=loc,
+            parameters=names,
+        )
+    if tiny:
+        result.add(
+            "warning",
+            f"{NAME}: did not change in one step although they have a gradient (norm up to "
+            f"{max(tiny.values()):.3g}): {_names(names)} - a bias before BatchNorm gets ~0 gradient; otherwise check "
+            "the learning rate",
+            location=loc,
+            parameters=list(tiny),
+        )
+    problems = len([f for f in result.findings if f.severity == "error"])
     if run.grad_norms and run.forward_calls and run.forward_calls[0] and 1 not in run.output_grad_steps:
         problems += 1
         result.add(
@@ -110,7 +141,8 @@ def check(session: Session) -> CheckResult:
         result.add(
             "error",
             f"{NAME}: at step {step} the backward pass added to a gradient left from step {step - 1} in {name}.grad, "
-            "after the update had already used it - missing optimizer.zero_grad() (gradients accumulate across steps)",
+            "after the update had already used it - missing zero_grad() (optimizer.zero_grad() or "
+            "model.zero_grad(); gradients accumulate across steps)",
             location=loc,
             parameter=name,
             step=step,

@@ -25,7 +25,7 @@ def needs(settings: Mapping[str, Any]) -> RunNeeds:
 
 
 def check(session: Session) -> CheckResult:
-    from ci_checks.engine.harness import StepFailed
+    from ci_checks.engine.usercode import UserCodeError
 
     result = CheckResult(NAME)
     if session.step_failed(result):
@@ -34,16 +34,16 @@ def check(session: Session) -> CheckResult:
     run = session.main_run()
     steps = int(session.opt(NAME, "steps"))
     rtol, atol = float(session.opt(NAME, "rtol")), float(session.opt(NAME, "atol"))
-    model, optimizer = h.build()
     losses = []
     try:
+        model, optimizer = h.build()
         for i in range(steps):
-            losses.append(h.step(model, optimizer))
-    except Exception as e:
+            losses.append(h.step(model, optimizer, i + 1))
+    except UserCodeError as e:
         result.add(
             "error",
-            f"{NAME}: the second run raised where the first did not: " f"{StepFailed(i + 1, e).describe()}",
-            location=session.location,
+            f"{NAME}: the second run raised where the first did not: {e.describe()}",
+            location=e.location or session.location,
         )
         return result
     loss_diff = max((abs(a - b) for a, b in zip(losses, run.losses)), default=0.0)

@@ -46,7 +46,8 @@ def add_results_options(parser: argparse.ArgumentParser) -> None:
 def add_spec_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--spec",
-        help="the training spec, FILE.py:FUNCTION or package.module:FUNCTION (default: 'spec' in [tool.ci-checks])",
+        help="the training spec, FILE.py:FUNCTION (relative to the working directory) or package.module:FUNCTION "
+        "(default: 'spec' in [tool.ci-checks], relative to that pyproject.toml)",
     )
 
 
@@ -60,15 +61,27 @@ def project_config(args: argparse.Namespace) -> tuple[dict[str, Any], str | None
 
 
 def spec_ref(args: argparse.Namespace, config: dict[str, Any], path: str | None) -> str:
-    """The spec reference from --spec or [tool.ci-checks] spec."""
-    from ci_checks._errors import UserError
+    """The spec reference from --spec or [tool.ci-checks] spec, checked to exist before anything imports torch.
 
-    spec = getattr(args, "spec", None) or config.get("spec")
+    --spec is relative to the working directory; the configured spec to the pyproject.toml that declares it, so
+    commands run from a subfolder find it.
+    """
+    import os
+
+    from ci_checks._errors import UserError
+    from ci_checks.spec import anchor_spec_ref, check_spec_ref
+
+    spec = getattr(args, "spec", None)
+    if not spec and config.get("spec"):
+        spec = str(config["spec"])
+        if path:
+            spec = anchor_spec_ref(spec, os.path.dirname(os.path.abspath(path)))
     if not spec:
         raise UserError(
             'no training spec: pass --spec FILE.py:FUNCTION or set spec = "..." under [tool.ci-checks]'
             + (f" in {path}" if path else "")
         )
+    check_spec_ref(str(spec))
     return str(spec)
 
 
@@ -80,4 +93,9 @@ def emit_results(report: Report, args: argparse.Namespace, config: dict[str, Any
 
     fmt = args.format or config.get("format", "text")
     emit(report, fmt=fmt, output=output if output is not None else args.output, stream=sys.stdout)
+    for error in report.subject.get("internal_errors", []):
+        print(
+            f"ci-checks: internal error: {error} (the other checks' results are above; please report it)",
+            file=sys.stderr,
+        )
     return report.exit_code

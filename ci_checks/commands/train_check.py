@@ -12,6 +12,9 @@ from ci_checks.commands import add_config_option, add_results_options, add_spec_
 from ci_checks.commands import project_config, spec_ref
 
 HELP = "run all training smoke checks on a spec"
+# One thread by default: the checks' models are tiny, and on a shared 2-core runner a second thread made a GRU step
+# 13x slower (benchmarks/training_bugs). actions/train-check documents the same default (tests/test_actions.py).
+DEFAULT_THREADS = 1
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, suite: bool = True) -> None:
@@ -31,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, suite: bool = True) -> Non
         help="override a check setting, e.g. memorization.max-steps=200 (repeatable)",
     )
     add_config_option(parser)
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: 1)")
+    parser.add_argument("--threads", type=int, metavar="N", help=f"torch intra-op threads (default: {DEFAULT_THREADS})")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
@@ -106,18 +109,16 @@ def run(args: argparse.Namespace) -> int:
     from ci_checks.checks import default_settings, run_checks
 
     config, path = project_config(args)
-    spec = spec_ref(args, config, path)
+    spec = spec_ref(args, config, path)  # a missing spec file or module fails here, before torch is imported
     checks = resolve_checks(args, config)
     settings = settings_of(args, config, default_settings())
     try:
         import torch
     except ImportError:
         raise UserError("torch is not installed; install it (pip install 'ci-checks[torch]' or torch itself)") from None
-    # One thread by default: the checks' models are tiny, and on a shared 2-core runner a second thread made a
-    # GRU step 13x slower (benchmarks/training_bugs).
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads must be at least 1, got {args.threads}")
-    torch.set_num_threads(args.threads or 1)
+    torch.set_num_threads(args.threads or DEFAULT_THREADS)
     progress = Progress(enabled=not args.quiet)
     try:
         report = run_checks(

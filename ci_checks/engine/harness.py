@@ -22,6 +22,7 @@ from ci_checks.engine import tree as _tree
 from ci_checks.engine.observer import Observer, plain_tensors
 from ci_checks.engine.seeding import rng_state, seed_everything, set_rng_state
 from ci_checks._errors import UserError
+from ci_checks.engine.usercode import UserCodeError, call_user
 from ci_checks.spec import TrainingSpec, location_of
 
 MODE_DEPENDENT = (
@@ -29,24 +30,6 @@ MODE_DEPENDENT = (
     torch.nn.modules.batchnorm._BatchNorm,
     torch.nn.modules.instancenorm._InstanceNorm,
 )
-
-
-class StepFailed(Exception):
-    """The user's training step raised: a finding of the check, not bad input."""
-
-    def __init__(self, step: int, error: BaseException) -> None:
-        super().__init__(f"step {step}: {type(error).__name__}: {error}")
-        self.step = step
-        self.error = error
-
-    def describe(self) -> str:
-        msg = str(self.error).strip().splitlines()[0] if str(self.error).strip() else ""
-        text = f"the training step raised {type(self.error).__name__} at step {self.step}: {msg}"
-        if "does not require grad" in msg or "does not have a grad_fn" in msg:
-            text += " - the loss is detached from the model (.detach(), .item(), torch.no_grad() or .data on the path)"
-        elif "modified by an inplace operation" in msg:
-            text += " - an in-place operation overwrote a tensor autograd needs"
-        return text
 
 
 @dataclass
@@ -71,7 +54,7 @@ class Run:
     fits: list[float | None] = field(default_factory=list)
     steps_to_memorize: int | None = None
     stop_reason: str = ""
-    error: StepFailed | None = None
+    error: UserCodeError | None = None
     seconds: float = 0.0
     nonfinite: tuple[int, str] | None = None
     stale_grad: tuple[int, str] | None = None
@@ -91,7 +74,47 @@ class Run:
     state_at: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
     rng_at: dict[int, Any] = field(default_factory=dict)
     checkpoint_path: str | None = None
-    checkpoint_error: BaseException | None = None
+    checkpoint_error: UserCodeError | None = None
+    first_outputs: Any = None  # the model's outputs in step 1 (first forward, detached), as the user's step saw them
+    lrs: list[float | None] = field(default_factory=list)  # the largest learning rate of the optimizer after each step
+    best_step: int = 0  # the last step at which the fit or the loss improved (see Progress)
+    params_changed_at: int | None = None  # the first step after which some parameter differed from its initial value
+    cleared_before_update: list[str] = field(default_factory=list)  # step 1: had a gradient, gone at optimizer.step
+
+
+class Progress:
+    """Whether a step improved on the best fit or the best loss so far: the run's measure of progress.
+
+    A fit (accuracy, R^2) improves by any increase; the loss by a thousandth of its first value. A run whose best
+    step is `patience` steps back has stalled. Steps, not seconds: the same run stalls at the same step on any
+    machine.
+    """
+
+    def __init__(self, use_fit: bool) -> None:
+        self.use_fit = use_fit
+        self.best_fit: float | None = None
+        self.best_loss = math.inf
+        self.scale: float | None = None
+
+    def update(self, loss: float, fit: float | None) -> bool:
+        improved = False
+        if self.use_fit and fit is not None and math.isfinite(fit):
+            if self.best_fit is None or fit > self.best_fit + 1e-6:
+                improved = True
+                self.best_fit = fit
+        if math.isfinite(loss):
+            if self.scale is None:
+                self.scale = max(abs(loss), 1e-8)
+            if loss < self.best_loss - 1e-3 * self.scale:
+                self.best_loss = loss
+                improved = True
+        return improved
+
+
+def _max_lr(optimizer: torch.optim.Optimizer) -> float | None:
+    lrs = [g.get("lr") for g in optimizer.param_groups]
+    values = [float(v) for v in lrs if isinstance(v, (int, float)) or (isinstance(v, torch.Tensor) and v.numel() == 1)]
+    return max(values) if values else None
 
 
 def _clone_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -137,31 +160,27 @@ class Harness:
         self._task: Task | None = None
         self.init_loss: float | None = None
         self.init_prediction: torch.Tensor | None = None
+        self._preflown = False
         self._runs: dict[tuple[Any, ...], Run] = {}
 
     # ------------------------------------------------------------ building and stepping
 
     def build(self, seed: int | None = None) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        """Fresh model and optimizer from the spec; what the user's factories raise is a finding (UserCodeError)."""
         seed_everything(self.seed if seed is None else seed)
         spec = self.spec
-        try:
-            if spec.setup is not None:
-                built = spec.setup()
-                if not isinstance(built, (tuple, list)) or len(built) != 2:
-                    raise UserError(f"setup() must return (model, optimizer), got {type(built).__name__}")
-                model, optimizer = built
-            else:
-                assert spec.model_factory is not None and spec.optimizer_factory is not None
-                model = spec.model_factory()
-                if not isinstance(model, torch.nn.Module):
-                    raise UserError(f"model_factory() must return a torch.nn.Module, got {type(model).__name__}")
-                model = model.to(self.device)
-                optimizer = spec.optimizer_factory(model.parameters())
-        except UserError:
-            raise
-        except Exception as e:
-            which = "setup()" if spec.setup is not None else "model_factory()/optimizer_factory()"
-            raise UserError(f"{which} raised {type(e).__name__}: {e} (rerun with --debug)") from e
+        if spec.setup is not None:
+            built = call_user("setup()", spec.setup)
+            if not isinstance(built, (tuple, list)) or len(built) != 2:
+                raise UserError(f"setup() must return (model, optimizer), got {type(built).__name__}")
+            model, optimizer = built
+        else:
+            assert spec.model_factory is not None and spec.optimizer_factory is not None
+            model = call_user("model_factory()", spec.model_factory)
+            if not isinstance(model, torch.nn.Module):
+                raise UserError(f"model_factory() must return a torch.nn.Module, got {type(model).__name__}")
+            model = model.to(self.device)
+            optimizer = call_user("optimizer_factory(params)", spec.optimizer_factory, model.parameters())
         if not isinstance(model, torch.nn.Module):
             raise UserError(f"setup() must return a torch.nn.Module first, got {type(model).__name__}")
         if not isinstance(optimizer, torch.optim.Optimizer):
@@ -192,16 +211,17 @@ class Harness:
         loss: torch.Tensor = self.spec.loss_fn(outputs, self.targets)
         return loss
 
-    def step(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> float:
-        """One training step: the user's own when given, else zero_grad/forward/backward/step."""
+    def step(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int | None = None) -> float:
+        """One training step: the user's own when given, else zero_grad/forward/backward/step.
+
+        Whatever the user's code raises (or a sys.exit() in it) comes out as a UserCodeError naming the step.
+        """
         if self.spec.train_step is not None:
-            loss = self.spec.train_step(model, self.batch, self.spec.loss_fn, optimizer)
+            loss = call_user(
+                "the training step", self.spec.train_step, model, self.batch, self.spec.loss_fn, optimizer, step=step
+            )
         else:
-            model.train()
-            optimizer.zero_grad(set_to_none=True)
-            loss = self.loss_of(self.forward(model))
-            loss.backward()
-            optimizer.step()
+            loss = call_user("the training step (model, loss_fn)", self._default_step, model, optimizer, step=step)
         if isinstance(loss, torch.Tensor):
             if loss.numel() != 1:
                 raise UserError(f"train_step returned a tensor of shape {list(loss.shape)}; return the scalar loss")
@@ -210,31 +230,41 @@ class Harness:
             return float(loss)
         raise UserError(f"train_step must return the loss (a scalar tensor or float), got {type(loss).__name__}")
 
-    # ------------------------------------------------------------ preflight: bad input exits 2
+    def _default_step(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> torch.Tensor:
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        loss = self.loss_of(self.forward(model))
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    # ------------------------------------------------------------ preflight
 
     def preflight(self) -> None:
-        """Build once and run the kit's forward and loss: problems here are the spec's, reported as exit 2."""
-        if self.init_loss is not None:
+        """Build once and run the kit's forward and loss.
+
+        A spec the kit cannot use (an empty batch, a loss that is not a scalar) is bad input (UserError, exit 2);
+        an exception raised by the user's model or loss is a finding about that code (UserCodeError, exit 1).
+        """
+        if self._preflown:
             return
         if _tree.batch_size(self.inputs, self.spec.batch_dim) == 0:
             raise UserError(
                 f"the spec's batch is empty (size 0 along batch_dim={self.spec.batch_dim}); give a few samples"
             )
         model, _ = self.build()
+        outputs = call_user("the model's forward on the spec's batch", self.forward, model)
+        pred = call_user("prediction(outputs)", self.prediction, outputs)
+        self.init_prediction = None if pred is None else pred.detach()
         try:
-            outputs = self.forward(model)
-        except Exception as e:
-            raise UserError(
-                f"the model rejected the spec's batch: {type(e).__name__}: {_first_line(e)}; fix the batch "
-                "shapes/dtypes, or give forward(model, inputs) in the spec if the model is called differently"
-            ) from e
-        try:
-            loss = self.loss_of(outputs)
-        except Exception as e:
-            raise UserError(
-                f"loss_fn(outputs, targets) raised {type(e).__name__}: {_first_line(e)}; loss_fn gets the "
-                "model's output as it is (a tuple or dict when the model returns one)"
-            ) from e
+            loss = call_user("loss_fn(outputs, targets)", self.loss_of, outputs)
+        except UserCodeError:
+            if self.spec.train_step is None:
+                raise
+            # The user's step may never call loss_fn on the whole batch (it masks padded rows, samples a part):
+            # the kit's call was a probe. The first loss comes from the step instead (see run()).
+            self._preflown = True
+            return
         if not isinstance(loss, torch.Tensor):
             raise UserError(f"loss_fn must return a scalar tensor, got {type(loss).__name__}")
         if loss.numel() != 1:
@@ -245,8 +275,7 @@ class Harness:
         if not loss.is_floating_point():
             raise UserError(f"loss_fn returned a {loss.dtype} tensor; the loss must be floating point")
         self.init_loss = float(loss.detach().float().cpu())
-        pred = self.prediction(outputs)
-        self.init_prediction = None if pred is None else pred.detach()
+        self._preflown = True
 
     # ------------------------------------------------------------ task and fit
 
@@ -278,7 +307,12 @@ class Harness:
         return Task("other")
 
     def fit(self, pred: torch.Tensor | None) -> float | None:
-        """How well predictions fit the batch's targets: accuracy, or R^2 for regression; None if unknown."""
+        """How well predictions fit the batch's targets: accuracy, or R^2 for regression; None if unknown.
+
+        Targets below zero (ignore_index -100 or -1, padding) are left out. A prediction for part of the batch
+        (a step that samples rows, drops padded ones, or splits micro-batches) cannot be matched to the targets:
+        None, and the run judges the fit in eval mode on the whole batch instead.
+        """
         task = self.task
         if pred is None or task.kind == "other" or not isinstance(self.targets, torch.Tensor):
             return None
@@ -287,24 +321,35 @@ class Harness:
         try:
             if task.kind == "classification":
                 assert task.class_dim is not None
+                if (
+                    pred.dim() <= task.class_dim
+                    or pred.numel() // max(pred.shape[task.class_dim], 1) != targets.numel()
+                ):
+                    return None
                 flat = pred.movedim(task.class_dim, -1).reshape(-1, pred.shape[task.class_dim])
-                t = targets.reshape(-1)
-                keep = t >= 0  # ignore_index (-100) and padding
+                t = targets.reshape(-1).to(flat.device)
+                keep = t >= 0
                 if not bool(keep.any()):
                     return None
                 return float((flat.argmax(-1)[keep] == t[keep]).float().mean())
+            if pred.numel() != targets.numel():
+                return None
             if task.kind == "binary":
                 p = pred.reshape(-1)
+                t = targets.reshape(-1).float().to(p.device)
+                keep = t >= 0
+                if not bool(keep.any()):
+                    return None
                 outside = bool(((p < 0) | (p > 1)).any())
                 threshold = 0.0 if outside else 0.5
-                return float(((p > threshold).float() == targets.reshape(-1).float()).float().mean())
-            t = targets.reshape(-1).float()
+                return float(((p[keep] > threshold).float() == t[keep]).float().mean())
+            t = targets.reshape(-1).float().to(pred.device)
             p = pred.reshape(-1)
             var = float(((t - t.mean()) ** 2).sum())
             if var == 0.0:
                 return None
             return 1.0 - float(((p - t) ** 2).sum()) / var
-        except RuntimeError:
+        except (RuntimeError, IndexError, ValueError):
             return None
 
     def eval_fit(self, model: torch.nn.Module) -> float | None:
@@ -322,15 +367,26 @@ class Harness:
         done: Callable[[float, float | None], bool] | None = None,
         checkpoint_step: int | None = None,
         keep_states: tuple[int, ...] = (),
+        patience: int | None = None,
         progress: Callable[[int, float, float | None], None] | None = None,
     ) -> Run:
-        """Train one freshly built model through the user's step, with hooks that watch everything."""
-        key = (max_steps, min_steps, max_seconds, checkpoint_step, keep_states)
+        """Train one freshly built model through the user's step, with hooks that watch everything.
+
+        The run ends when `done` holds (after min_steps), when nothing moved in min_steps steps, when the loss went
+        non-finite, when neither the fit nor the loss improved for `patience` steps (stalled), at max_steps, or at
+        the wall-clock safety cap max_seconds. Every verdict but the last depends on steps only.
+        """
+        key = (max_steps, min_steps, max_seconds, checkpoint_step, keep_states, patience)
         if key in self._runs:
             return self._runs[key]
         self.preflight()
-        model, optimizer = self.build()
         run = Run()
+        try:
+            model, optimizer = self.build()
+        except UserCodeError as e:  # built fine in preflight, raised now: a finding like a step that raises
+            run.error, run.stop_reason = e, "error"
+            self._runs[key] = run
+            return run
         run.optimizer_ids = {id(p) for g in optimizer.param_groups for p in g["params"]}
         named = dict(model.named_parameters())
         model_ids = {id(p) for p in named.values()}
@@ -347,6 +403,7 @@ class Harness:
             f"{type(m).__name__} {n or 'model'}" for n, m in model.named_modules() if isinstance(m, MODE_DEPENDENT)
         ]
         state = Observer(run, model, named)
+        state.watch_optimizer(optimizer)
         has_dropout = any(isinstance(m, torch.nn.modules.dropout._DropoutNd) for m in model.modules())
         before = {n: p.detach().clone() for n, p in named.items()}
         bn_before = {
@@ -355,21 +412,25 @@ class Harness:
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None
         }
         plain_before = {k: v.detach().clone() for k, v in plain_tensors(model)}
+        progress_of = Progress(self.task.kind != "other")
         start = time.perf_counter()
         try:
             for step in range(1, max_steps + 1):
                 state.begin_step(step)
                 try:
-                    loss = self.step(model, optimizer)
-                except UserError:
-                    raise
-                except Exception as e:
-                    run.error = StepFailed(step, e)
+                    loss = self.step(model, optimizer, step)
+                except UserCodeError as e:
+                    run.error = e
                     run.stop_reason = "error"
                     break
                 finally:
                     state.end_step()
+                if step == 1 and state.outputs:
+                    run.first_outputs = _tree.map_tree(state.outputs[0], lambda t: t.detach())
                 run.losses.append(loss)
+                if step == 1 and self.init_loss is None:
+                    self.init_loss = loss  # loss_fn could not run on the whole batch: the step's own first loss
+                run.lrs.append(_max_lr(optimizer))
                 if not math.isfinite(loss) and run.nonfinite is None:
                     run.nonfinite = (step, "the loss")
                 if step == 1:
@@ -380,6 +441,8 @@ class Harness:
                     for n, m in model.named_modules():
                         if n in bn_before and m.running_mean is not None:
                             run.bn_updated[n] = not torch.equal(m.running_mean, bn_before[n])
+                if run.params_changed_at is None and any(not torch.equal(p, before[n]) for n, p in named.items()):
+                    run.params_changed_at = step
                 if run.nonfinite is None:
                     for n, p in named.items():
                         if not bool(torch.isfinite(p).all()):
@@ -393,6 +456,8 @@ class Harness:
                     if eval_fit is not None and (fit is None or eval_fit > fit):
                         fit = eval_fit
                 run.fits.append(fit)
+                if progress_of.update(loss, fit):
+                    run.best_step = step
                 if step in keep_states:
                     run.state_at[step] = _clone_state(model)
                 if checkpoint_step == step:
@@ -407,8 +472,11 @@ class Harness:
                 if step >= min_steps and not math.isfinite(loss):
                     run.stop_reason = "non-finite loss"
                     break
-                if step == min_steps and all(torch.equal(p, before[n]) for n, p in named.items()):
+                if step == min_steps and run.params_changed_at is None:
                     run.stop_reason = "no parameter changes"  # nothing moved in min_steps steps: more will not help
+                    break
+                if patience is not None and step >= min_steps and step - run.best_step >= patience:
+                    run.stop_reason = "stalled"
                     break
                 if time.perf_counter() - start > max_seconds and step >= min_steps:
                     run.stop_reason = "time budget"
@@ -434,10 +502,10 @@ class Harness:
         run.rng_at[step] = rng_state()
         try:
             if self.spec.save_checkpoint is not None:
-                self.spec.save_checkpoint(model, optimizer, path)
+                call_user("save_checkpoint", self.spec.save_checkpoint, model, optimizer, path)
             else:
                 torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, path)
-        except Exception as e:  # reported by the checkpoint check
+        except UserCodeError as e:  # reported by the checkpoint check
             run.checkpoint_error = e
         set_rng_state(run.rng_at[step])
 
@@ -448,7 +516,7 @@ class Harness:
         assert run.checkpoint_path is not None
         model, optimizer = self.build(seed=self.seed + 1)
         if self.spec.load_checkpoint is not None:
-            self.spec.load_checkpoint(model, optimizer, run.checkpoint_path)
+            call_user("load_checkpoint", self.spec.load_checkpoint, model, optimizer, run.checkpoint_path)
         else:
             ckpt = torch.load(run.checkpoint_path, map_location=self.device, weights_only=False)
             model.load_state_dict(ckpt["model"])
@@ -456,11 +524,6 @@ class Harness:
         loaded = _clone_state(model)
         set_rng_state(run.rng_at[step])
         losses = []
-        for _ in range(steps):
-            losses.append(self.step(model, optimizer))
+        for i in range(steps):
+            losses.append(self.step(model, optimizer, step + i + 1))
         return losses, loaded, _clone_state(model)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

@@ -25,6 +25,10 @@ def plain_tensors(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
                 yield (f"{mod_name}.{attr}" if mod_name else attr), value
 
 
+# Steps during which a missing zero_grad() is looked for (it shows at step 2: a gradient carried over from step 1).
+STALE_GRAD_STEPS = 3
+
+
 class Observer:
     """Hooks on the model and its parameters that record what happens inside the user's step."""
 
@@ -36,13 +40,34 @@ class Observer:
         self.grad_norms: dict[str, float] = {}
         self.arrived: set[str] = set()
         self.version_at_accum: dict[str, int] = {}
+        self.sum_at_accum: dict[str, torch.Tensor] = {}
         self.handles: list[Any] = []
+        self.named = named
         self.handles.append(model.register_forward_pre_hook(self._pre_forward))
         self.handles.append(model.register_forward_hook(self._post_forward))
         for name, p in named.items():
             if p.requires_grad:
                 self.handles.append(p.register_hook(self._incoming(name, p)))
                 self.handles.append(p.register_post_accumulate_grad_hook(self._accumulated(name)))
+
+    def watch_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        """At the first optimizer.step(): which parameters had a gradient after backward but none any more."""
+        names = {id(p): n for n, p in self.named.items()}
+
+        def before_step(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+            if not self.active or self.step != 1 or self.run.cleared_before_update:
+                return
+            cleared = []
+            for group in opt.param_groups:
+                for p in group["params"]:
+                    name = names.get(id(p))
+                    if name is None or not self.grad_norms.get(name):
+                        continue
+                    if p.grad is None or not bool(p.grad.detach().any()):
+                        cleared.append(name)
+            self.run.cleared_before_update = cleared
+
+        self.handles.append(optimizer.register_step_pre_hook(before_step))
 
     def begin_step(self, step: int) -> None:
         self.step = step
@@ -85,14 +110,18 @@ class Observer:
                 return
             self.arrived.add(name)
             # A gradient left from an earlier step whose update already changed the parameter is stale:
-            # accumulating onto it means zero_grad() is missing.
+            # accumulating onto it means zero_grad() is missing. The version counter sees optimizers and
+            # torch.no_grad() updates; the sum sees manual updates through p.data, which the counter does not.
             old = p.grad
             if (
                 self.run.stale_grad is None
                 and old is not None
                 and name in self.version_at_accum
-                and p._version != self.version_at_accum[name]
                 and bool((old != 0).any())
+                and (
+                    p._version != self.version_at_accum[name]
+                    or (name in self.sum_at_accum and not bool(p.detach().sum() == self.sum_at_accum[name]))
+                )
             ):
                 self.run.stale_grad = (self.step, name)
 
@@ -103,6 +132,10 @@ class Observer:
             if not self.active or p.grad is None:
                 return
             self.version_at_accum[name] = p._version
+            if self.step <= STALE_GRAD_STEPS:
+                self.sum_at_accum[name] = p.detach().sum()
+            else:
+                self.sum_at_accum.pop(name, None)
             g = p.grad.detach()
             if self.step == 1:
                 self.grad_norms[name] = float(g.float().norm())

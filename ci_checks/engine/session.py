@@ -11,8 +11,9 @@ if TYPE_CHECKING:
     from ci_checks.engine.harness import Harness, Run
     from ci_checks.results import CheckResult, Location
 
-# The shared run's wall-clock safety cap when no selected check sets one.
-DEFAULT_MAX_SECONDS = 30.0
+# The shared run's wall-clock safety cap when no selected check sets one. A cap, not a budget: verdicts are decided
+# by steps, and a run that reaches the cap is inconclusive, never a pass or a failure.
+DEFAULT_MAX_SECONDS = 600.0
 
 StopWhen = Callable[[float, "float | None"], bool]
 
@@ -27,6 +28,8 @@ class RunNeeds:
     stop_when: given the harness, a function of (loss, fit) that ends the run early once min_steps are done.
     keep_states: steps after which the model's state is kept for the check.
     checkpoint_step: the step after which the run writes a checkpoint (model, optimizer, RNG state).
+    patience: the run stops as stalled when neither the fit nor the loss improved for this many steps (the
+        smallest wins; None: never).
     """
 
     min_steps: int = 1
@@ -35,6 +38,7 @@ class RunNeeds:
     stop_when: Callable[[Harness], StopWhen] | None = None
     keep_states: tuple[int, ...] = ()
     checkpoint_step: int | None = None
+    patience: int | None = None
 
 
 @dataclass
@@ -64,11 +68,11 @@ class Session:
             return False
         if self.reported_step_failure:
             result.skipped = True
-            result.summary = "skipped: the training step raised (reported above)"
+            result.summary = f"skipped: {run.error.phase} raised (reported above)"
         else:
             self.reported_step_failure = True
-            result.add("error", f"{result.check}: {run.error.describe()}", location=self.location)
-            result.summary = "the training step raised"
+            result.add("error", f"{result.check}: {run.error.describe()}", location=run.error.location or self.location)
+            result.summary = f"{run.error.phase} raised"
         return True
 
     def main_run(self) -> Run:
@@ -82,6 +86,7 @@ class Session:
         stops = [n.stop_when(self.harness) for n in needs if n.stop_when is not None]
         checkpoints = [n.checkpoint_step for n in needs if n.checkpoint_step is not None]
         keep = tuple(sorted({s for n in needs for s in n.keep_states}))
+        patiences = [n.patience for n in needs if n.patience is not None]
         last = [0.0]
 
         def progress(step: int, loss: float, fit: float | None) -> None:
@@ -98,6 +103,7 @@ class Session:
             done=(lambda loss, fit: any(stop(loss, fit) for stop in stops)) if stops else None,
             checkpoint_step=min(checkpoints) if checkpoints else None,
             keep_states=keep,
+            patience=min(patiences) if patiences else None,
             progress=progress,
         )
         return self._run

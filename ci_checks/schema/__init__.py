@@ -79,6 +79,7 @@ Node = Union[Field, ArrayOf, Table, MapOf]
 # can't be negative.
 MINIMUM: dict[str, float] = {
     "steps": 1,
+    "patience": 1,
     "before": 1,
     "after": 1,
     "seconds": 0.0,

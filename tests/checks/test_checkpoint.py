@@ -153,3 +153,53 @@ def test_other_bugs_are_not_blamed_on_the_checkpoint(make_spec, overrides, culpr
     assert culprit_result.status == "fail"
     assert checkpoint_result.status == "skip", [f.message for f in checkpoint_result.findings]
     assert culprit in checkpoint_result.summary
+
+
+def with_scheduler(save_scheduler: bool | None):
+    """A step that steps a StepLR each batch; save/load hooks that keep the scheduler or not (None: the default)."""
+    schedulers: dict[int, torch.optim.lr_scheduler.StepLR] = {}
+
+    def setup():
+        model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        schedulers[id(optimizer)] = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
+        return model, optimizer
+
+    def train_step(model, batch, loss_fn, optimizer):
+        x, y = batch
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        schedulers[id(optimizer)].step()
+        return loss
+
+    def save(model, optimizer, path):
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
+        if save_scheduler:
+            state["scheduler"] = schedulers[id(optimizer)].state_dict()
+        torch.save(state, path)
+
+    def load(model, optimizer, path):
+        state = torch.load(path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if "scheduler" in state:
+            schedulers[id(optimizer)].load_state_dict(state["scheduler"])
+
+    spec = {"setup": setup, "train_step": train_step, "model_factory": None, "optimizer_factory": None}
+    if save_scheduler is not None:
+        spec.update(save_checkpoint=save, load_checkpoint=load)
+    return spec
+
+
+def test_a_scheduler_the_default_checkpoint_cannot_hold_skips_with_the_reason(make_spec):
+    result = checkpoint(make_spec(**with_scheduler(None)))
+    assert result.status == "skip"
+    assert "learning-rate scheduler" in result.summary and "give save_checkpoint/load_checkpoint" in result.summary
+
+
+def test_a_scheduler_is_checked_through_the_users_own_checkpoint(make_spec):
+    assert checkpoint(make_spec(**with_scheduler(True))).status == "pass"
+    result = checkpoint(make_spec(**with_scheduler(False)))
+    assert result.status == "fail" and "LR scheduler" in result.findings[0].message

@@ -125,12 +125,12 @@ def test_declared_frozen_layer_is_counted_not_flagged(make_spec):
 FAILING = [
     pytest.param(
         lambda: {"model_factory": PartlyFrozen},
-        "emb.weight has requires_grad=False but is not declared frozen",
+        "requires_grad=False but not declared frozen: emb.weight, emb.bias",
         id="frozen-by-accident",
     ),
     pytest.param(
         lambda: {"optimizer_factory": lambda p: torch.optim.SGD(p, lr=0.0)},
-        "its learning rate is 0",
+        "did not change after one step: 0.weight, 0.bias, 2.weight, 2.bias - the learning rate is 0",
         id="lr-zero",
     ),
     pytest.param(
@@ -140,12 +140,12 @@ FAILING = [
     ),
     pytest.param(
         lambda: {"model_factory": UnusedLayer},
-        "aux.weight received no gradient",
+        "2 of 4 parameter tensors received a gradient: aux.weight, aux.bias - not connected to the loss",
         id="layer-not-connected-to-loss",
     ),
     pytest.param(
         lambda: {"frozen": ["0"]},
-        "0.weight is declared frozen but changed",
+        "declared frozen but changed in one step: 0.weight, 0.bias",
         id="declared-frozen-but-trained",
     ),
     pytest.param(
@@ -166,7 +166,7 @@ def test_fails(make_spec, overrides, message):
 
 def test_stale_optimizer_names_the_parameters_left_out(make_spec):
     result = parameter_updates(make_spec(setup=_stale_setup, model_factory=None, optimizer_factory=None))
-    stale = [f.details["parameter"] for f in result.findings if "not in the optimizer" in f.message]
+    (stale,) = [f.details["parameters"] for f in result.findings if "not in the optimizer" in f.message]
     assert stale == ["2.weight", "2.bias"]
 
 
@@ -175,7 +175,10 @@ def test_findings_point_at_the_user_step(make_spec):
     assert result.findings
     location = result.findings[0].location
     assert location is not None and location.file.endswith("test_parameter_updates.py")
-    assert location.line == manual_sgd_step.__code__.co_firstlineno
+    # The frozen parameter has no .grad: the line of the step that raised, inside the user's function.
+    first = manual_sgd_step.__code__.co_firstlineno
+    assert first < location.line < first + 10
+    assert "the training step raised TypeError at step 1" in result.findings[0].message
 
 
 @pytest.mark.parametrize(
@@ -190,7 +193,7 @@ def test_missing_zero_grad_is_reported_with_the_step(make_spec, make_step, optim
     result = parameter_updates(make_spec(train_step=make_step(zero_grad=False), optimizer_factory=optimizer))
     assert result.status == "fail"
     (finding,) = result.findings
-    assert "missing optimizer.zero_grad()" in finding.message
+    assert "missing zero_grad()" in finding.message
     assert finding.details["step"] == 2
     assert finding.location is not None and finding.location.file.endswith("conftest.py")  # the user's step
 
@@ -210,3 +213,76 @@ def test_stale_gradient_detector_sees_missing_zero_grad(make_spec, make_step):
     assert Harness(make_spec(train_step=make_step(zero_grad=False))).run(max_steps=3).stale_grad is not None
     assert Harness(make_spec(train_step=accumulating_step)).run(max_steps=3).stale_grad is None
     assert Harness(make_spec(train_step=manual_sgd_step)).run(max_steps=3).stale_grad is None
+
+
+def manual_data_update(zero_grad: bool):
+    """The classic language-model loop: manual SGD through p.data, with model.zero_grad() at the start."""
+
+    def train_step(model, batch, loss_fn, optimizer):
+        x, y = batch
+        if zero_grad:
+            model.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.25)
+        for p in model.parameters():
+            p.data.add_(p.grad, alpha=-0.5)
+        return loss.item()
+
+    return train_step
+
+
+def test_missing_zero_grad_is_found_for_manual_updates_through_data(make_spec):
+    assert parameter_updates(make_spec(train_step=manual_data_update(True))).status == "pass"
+    result = parameter_updates(make_spec(train_step=manual_data_update(False)))
+    assert result.status == "fail"
+    assert "missing zero_grad()" in result.findings[0].message
+
+
+def zero_grad_below_backward(model, batch, loss_fn, optimizer):
+    x, y = batch
+    model.train()
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    optimizer.zero_grad()
+    optimizer.step()
+    return loss.item()
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        pytest.param(lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), id="sgd"),
+        # weight decay moves every parameter without a gradient: "changed" alone would pass it
+        pytest.param(lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=0.1), id="adamw"),
+    ],
+)
+def test_gradients_cleared_between_backward_and_step_fail_with_that_cause(make_spec, optimizer):
+    model = lambda: nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 3))  # noqa: E731
+    spec = make_spec(model_factory=model, train_step=zero_grad_below_backward, optimizer_factory=optimizer)
+    result = parameter_updates(spec)
+    assert result.status == "fail"
+    (finding,) = [f for f in result.findings if f.severity == "error"]
+    assert "gradients were cleared between backward() and optimizer.step()" in finding.message
+    assert finding.details["parameters"] == ["0.weight", "0.bias", "3.weight", "3.bias"]
+
+
+def test_one_finding_per_cause_lists_the_parameters(make_spec):
+    """A loss detached from the model's output (a regulariser keeps it differentiable): one finding, not one per
+    parameter."""
+
+    def step(model, batch, loss_fn, optimizer):
+        x, y = batch
+        optimizer.zero_grad()
+        out = model(x)
+        loss = loss_fn(out.detach(), y) + 0.0 * sum(p.sum() for p in model[0].parameters())
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    deep = lambda: nn.Sequential(*(nn.Linear(4, 4) for _ in range(6)), nn.Linear(4, 3))  # noqa: E731
+    result = parameter_updates(make_spec(model_factory=deep, train_step=step))
+    errors = [f for f in result.findings if f.severity == "error"]
+    no_grad = [f for f in errors if "received a gradient" in f.message]
+    assert len(no_grad) == 1 and len(no_grad[0].details["parameters"]) == 12
+    assert "and 6 more" in no_grad[0].message

@@ -286,3 +286,116 @@ def test_settings_argument_wins_over_spec_settings(make_spec):
     assert run_checks(spec, ["loss-decreases"]).checks[0].figures["steps"] == 4
     report = run_checks(spec, ["loss-decreases"], settings={"loss_decreases": {"steps": 6}})
     assert report.checks[0].figures["steps"] == 6
+
+
+# ---------------------------------------------------------------- the user's code raising is a finding, never exit 3
+
+
+def _failing_step(kind: str):
+    hidden: dict[str, torch.Tensor] = {}
+
+    def step(model, batch, loss_fn, optimizer):
+        x, y = batch
+        optimizer.zero_grad()
+        if kind == "inplace":
+            h = torch.sigmoid(model[0](x))
+            h.mul_(2)  # sigmoid saved its output for backward
+            loss = loss_fn(model[2](h), y)
+        elif kind == "backward-twice":
+            # a carried state that is never detached: the second step backpropagates into the first step's graph
+            state = hidden.get("h", torch.zeros(x.shape[0], 16))
+            h = torch.tanh(model[0](x) + state)
+            hidden["h"] = h
+            loss = loss_fn(model[2](h), y)
+        elif kind == "exit":
+            import sys
+
+            sys.exit(0)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        pytest.param("inplace", "modified by an inplace operation", id="inplace"),
+        pytest.param(
+            "backward-twice", "at step 2: Trying to backward through the graph a second time", id="backward-twice"
+        ),
+        pytest.param("exit", "raised SystemExit at step 1: SystemExit(0) - the code called sys.exit()", id="sys-exit"),
+    ],
+)
+def test_a_step_that_raises_is_a_finding_pointing_at_the_users_line(make_spec, kind, message):
+    step = _failing_step(kind)
+    report = run_checks(make_spec(train_step=step))
+    assert report.exit_code == 1
+    (finding,) = [f for c in report.checks for f in c.findings if f.severity == "error"]
+    assert finding.check == "parameter-updates"
+    assert "parameter-updates: the training step raised " in finding.message and message in finding.message
+    assert finding.location is not None and finding.location.file.endswith("test_run_checks.py")
+    first = step.__code__.co_firstlineno
+    assert first < finding.location.line < first + 25
+
+
+def test_a_step_that_trains_on_part_of_the_batch_passes(make_spec):
+    """Sub-sampled rows, a padded-row mask and micro-batches: outputs with fewer rows than the targets."""
+
+    def half(model, batch, loss_fn, optimizer):
+        x, y = batch
+        idx = torch.randperm(x.shape[0])[: x.shape[0] // 2]
+        optimizer.zero_grad()
+        loss = loss_fn(model(x[idx]), y[idx])
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    def unpadded(model, batch, loss_fn, optimizer):
+        x, y = batch
+        keep = y >= 0
+        optimizer.zero_grad()
+        loss = loss_fn(model(x[keep]), y[keep])
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    x, y = synthetic_batch((4,), batch_size=16, num_classes=3)
+    padded = y.clone()
+    padded[-3:] = -1
+    for step, targets in ((half, y), (unpadded, padded)):
+        report = run_checks(make_spec(train_step=step, batch=(x, targets), model_factory=lambda: mlp()))
+        assert report.exit_code == 0, [f.message for c in report.checks for f in c.findings]
+
+
+def test_a_model_that_rejects_a_probe_skips_that_probe(make_spec):
+    """A model that only accepts the batch size it was built for: batch-independence cannot probe it, and says so."""
+
+    class NumpyPreprocessing(nn.Module):
+        """Scales its input through numpy, which refuses a tensor that requires grad (the gradient probe's)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = mlp()
+
+        def forward(self, x):
+            x = torch.from_numpy(np.clip(x.numpy(), -3, 3))
+            return self.net(x)
+
+    report = run_checks(make_spec(model_factory=NumpyPreprocessing), ["batch-independence"])
+    (result,) = report.checks
+    assert report.exit_code == 0
+    assert result.status == "skip"
+    assert "Can't call numpy() on Tensor that requires grad" in result.summary
+
+
+def test_a_bug_of_the_kit_is_exit_3_with_the_report_written(make_spec, monkeypatch):
+    from ci_checks.checks import loss_decreases
+
+    monkeypatch.setattr(loss_decreases, "CheckResult", dict)  # the kit's own code now raises inside the check
+    report = run_checks(make_spec())
+    assert report.exit_code == 3
+    (error,) = report.subject["internal_errors"]
+    assert error.startswith("loss-decreases: ValueError: ") and "(loss_decreases.py:" in error
+    assert [c.status for c in report.checks].count("pass") == len(report.checks) - 1
