@@ -105,7 +105,8 @@ def check(session: Session) -> CheckResult:
         result.summary = f"memorized in {run.steps_to_memorize} steps (loss {first:.4g} -> {reached:.4g})"
         return result
     k = max(run.best_step, 1)
-    at = f"{measure} {run.fits[k - 1]:.3f}" if measure != "loss" and _fit_at(run) else f"loss {run.losses[k - 1]:.4g}"
+    so_far = [f for f in run.fits[:k] if f is not None]
+    at = f"{measure} {max(so_far):.3f}" if measure != "loss" and so_far else f"loss {run.losses[k - 1]:.4g}"
     best = (
         f"best {measure} {max(fits):.3f} (target {_target(mem, measure):.3g}), " if fits and measure != "loss" else ""
     )
@@ -142,10 +143,6 @@ def check(session: Session) -> CheckResult:
     return result
 
 
-def _fit_at(run: Run) -> bool:
-    return 0 < run.best_step <= len(run.fits) and run.fits[run.best_step - 1] is not None
-
-
 def _target(mem: dict[str, Any], measure: str) -> float:
     return float(mem["target-accuracy"] if measure == "accuracy" else mem["target-r2"])
 
@@ -165,6 +162,10 @@ def _likely(run: Run, fits: list[float], *, stalled: bool) -> str:
         )
     if lrs and max(lrs) == 0:
         return "the learning rate is 0"
+    if run.stale_grad is not None:
+        return "gradients accumulate across steps: zero_grad() is missing (see parameter-updates)"
+    if run.cleared_before_update:
+        return "gradients are cleared between backward() and the update (see parameter-updates)"
     if run.params_changed_at is None:
         return "no parameter changed: frozen parameters, learning rate 0, or a loss detached from the model"
     if not math.isfinite(last) or (math.isfinite(first) and last > first * 1.5 + 1e-3):

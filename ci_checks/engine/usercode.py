@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from ci_checks.results import Location
 
 T = TypeVar("T")
+LONGEST = 200  # characters of an exception's message quoted in a finding
 
 _KIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _LIBRARIES = tuple(
@@ -136,7 +137,8 @@ def first_line(error: BaseException) -> str:
     if isinstance(error, SystemExit):
         return f"SystemExit({error.code!r})"
     text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    line = text.splitlines()[0] if text else type(error).__name__
+    return line if len(line) <= LONGEST else line[: LONGEST - 3].rstrip() + "..."
 
 
 class UserCodeError(Exception):
