@@ -172,21 +172,28 @@ def _likely(run: Run, fits: list[float], *, stalled: bool) -> str:
         return "likely an exploding learning rate or missing gradient clipping"
     if abs(last - first) <= 1e-4 * max(1.0, abs(first)) and abs(best - first) <= 1e-4 * max(1.0, abs(first)):
         return "likely learning rate 0, frozen/unused parameters, or a loss detached from the model"
+    adaptive = any(name in run.optimizer for name in ("Adam", "RMSprop", "Adagrad", "Adadelta", "Adamax", "Lion"))
+    if stalled and adaptive and lrs and max(lrs) >= 1e-2:
+        return (
+            f"learning rate {max(lrs):.3g} is far too high for {run.optimizer} (its steps are about lr in size "
+            "whatever the gradient: 1e-4..3e-3 is usual), so the weights were thrown off and training stuck"
+        )
     window = [x for x in losses[run.best_step :] if math.isfinite(x)]
     if stalled and len(window) > 2 and max(window) - min(window) > 0.1 * max(abs(best), 1e-8):
         return (
             f"the loss oscillates between {min(window):.4g} and {max(window):.4g} without improving: learning rate "
             "too high for this model (or for the optimizer: Adam usually wants 1e-4..3e-3)"
         )
-    if fits and max(fits) < 0.5 and last < first:
+    if not stalled and fits and max(fits) < 0.5 and last < first:
         return (
             "the loss falls but predictions do not fit: likely targets shuffled/permuted between steps, "
             "double softmax, or a reshape that mixes samples"
         )
     if stalled:
+        lr = f" (peak learning rate {max(lrs):.3g} with {run.optimizer})" if lrs else ""
         return (
-            "a loss with a floor (double softmax, too much label smoothing), targets that change between steps, "
-            "detached or frozen parts of the model, or a learning rate too small to move on"
+            f"a learning rate too high or too low{lr}, a loss with a floor (double softmax, too much label "
+            "smoothing), targets that change between steps, or detached or frozen parts of the model"
         )
     return (
         "likely targets that change between steps, a loss with a floor (double softmax), too small a "
