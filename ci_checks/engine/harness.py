@@ -76,6 +76,7 @@ class Run:
     checkpoint_path: str | None = None
     checkpoint_error: UserCodeError | None = None
     first_outputs: Any = None  # the model's outputs in step 1 (first forward, detached), as the user's step saw them
+    optimizer: str = ""  # the optimizer's class name
     lrs: list[float | None] = field(default_factory=list)  # the largest learning rate of the optimizer after each step
     best_step: int = 0  # the last step at which the fit or the loss improved (see Progress)
     params_changed_at: int | None = None  # the first step after which some parameter differed from its initial value
@@ -174,6 +175,8 @@ class Harness:
             if not isinstance(built, (tuple, list)) or len(built) != 2:
                 raise UserError(f"setup() must return (model, optimizer), got {type(built).__name__}")
             model, optimizer = built
+            if isinstance(model, torch.nn.Module):
+                model.to(self.device)  # in place: the optimizer built over its parameters still holds them
         else:
             assert spec.model_factory is not None and spec.optimizer_factory is not None
             model = call_user("model_factory()", spec.model_factory)
@@ -388,6 +391,7 @@ class Harness:
             self._runs[key] = run
             return run
         run.optimizer_ids = {id(p) for g in optimizer.param_groups for p in g["params"]}
+        run.optimizer = type(optimizer).__name__
         named = dict(model.named_parameters())
         model_ids = {id(p) for p in named.values()}
         run.stale_optimizer_params = len(run.optimizer_ids - model_ids)
