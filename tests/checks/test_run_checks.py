@@ -398,3 +398,19 @@ def test_a_bug_of_the_kit_is_exit_3_with_the_report_written(make_spec, monkeypat
     (error,) = report.subject["internal_errors"]
     assert error.startswith("loss-decreases: ValueError: ") and "(loss_decreases.py:" in error
     assert [c.status for c in report.checks].count("pass") == len(report.checks) - 1
+
+
+def test_a_probe_the_model_cannot_run_is_skipped_with_its_reason(make_spec, monkeypatch):
+    """What escapes a check from running the model on the kit's own inputs is a skip naming the error, not exit 3."""
+    from ci_checks.checks import train_mode
+
+    def probe_with_wrong_width(session):
+        model, _ = session.harness.build()
+        session.harness.forward(model, torch.zeros(3, 7))  # the model takes 4 features
+
+    monkeypatch.setattr(train_mode, "check", probe_with_wrong_width)
+    report = run_checks(make_spec())
+    assert report.exit_code == 0
+    result = report.checks[-1]
+    assert result.check == "train-mode" and result.status == "skip"
+    assert result.summary.startswith("skipped: the check's probe could not run on this model: RuntimeError: mat1")
