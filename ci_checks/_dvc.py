@@ -36,11 +36,28 @@ def require(why: str) -> list[str]:
     return dvc
 
 
-def run(args: Sequence[str], cwd: str, *, why: str = "this step needs it") -> subprocess.CompletedProcess[str]:
-    """Run `dvc ARGS` in cwd and capture its output; the caller inspects the return code."""
-    return subprocess.run(
-        [*require(why), *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **ENV}, check=False
-    )
+def run(
+    args: Sequence[str], cwd: str, *, why: str = "this step needs it", timeout: float | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `dvc ARGS` in cwd and capture its output; the caller inspects the return code.
+
+    With a timeout, a DVC that is still running then (a remote that never answers) is killed and UserError raised.
+    """
+    try:
+        return subprocess.run(
+            [*require(why), *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **ENV},
+            check=False,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        raise UserError(
+            f"`dvc {' '.join(args)}` did not finish within {timeout:g} s and was stopped; check that the DVC remote "
+            "is reachable from here (dvc remote list), or raise timeout-minutes"
+        ) from None
 
 
 def last_line(out: subprocess.CompletedProcess[str]) -> str:

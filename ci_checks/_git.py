@@ -125,3 +125,41 @@ def ls_tree(cwd: str, rev: str, path: str) -> list[str]:
     """Every file of a revision under path (relative to the top folder); [] when git cannot list it."""
     out = run(["ls-tree", "-r", "-z", "--name-only", "--full-tree", rev, "--", path], cwd, check=False)
     return [n for n in out.stdout.split("\0") if n] if out.returncode == 0 else []
+
+
+# ---------------------------------------------------------------- worktrees (rerun's workspaces)
+
+
+def worktrees(cwd: str) -> list[str]:
+    """The paths of every worktree registered in the repository, the main one first."""
+    out = run(["worktree", "list", "--porcelain"], cwd, check=False)
+    return [line[len("worktree ") :] for line in out.stdout.splitlines() if line.startswith("worktree ")]
+
+
+def remove_worktree(cwd: str, path: str) -> None:
+    """Unregister and delete a worktree, whatever state it was left in.
+
+    A worktree whose `git worktree add` was killed stays registered and locked ("initializing"), which
+    `worktree prune` respects: it is unlocked first. Nothing but the worktree and its registration is touched.
+    """
+    import shutil
+
+    run(["worktree", "unlock", path], cwd, check=False)
+    run(["worktree", "remove", "--force", "--force", path], cwd, check=False)
+    shutil.rmtree(path, ignore_errors=True)
+    run(["worktree", "prune"], cwd, check=False)
+
+
+def changed_files(cwd: str) -> tuple[list[str], list[str]]:
+    """What the working tree changes against HEAD: (files to take from the working tree, files it deleted).
+
+    Staged and unstaged edits, staged new files, deletions and untracked files that are not ignored; paths are
+    relative to the top folder, with '/'.
+    """
+    tracked = output(["diff", "--no-renames", "--name-only", "-z", "HEAD", "--"], cwd).split("\0")
+    untracked = output(["ls-files", "--others", "--exclude-standard", "-z"], cwd).split("\0")
+    present: list[str] = []
+    deleted: list[str] = []
+    for name in dict.fromkeys(filter(None, tracked + untracked)):
+        (present if os.path.lexists(os.path.join(cwd, name)) else deleted).append(name)
+    return present, deleted

@@ -78,8 +78,18 @@ def load_config(path: str | None, *, defaults: Mapping[str, Mapping[str, Any]]) 
             data = tomllib.load(fh)
     except FileNotFoundError:
         raise UserError(f"{path}: config file not found; pass an existing pyproject.toml to --config") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder, not a config file; pass its pyproject.toml to --config") from None
+    except OSError as e:
+        raise UserError(
+            f"{path}: cannot read the config file ({e.strerror or e}); pass a readable pyproject.toml"
+        ) from None
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{path}: invalid TOML ({e}); fix the file") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a text file (not UTF-8), so not a pyproject.toml; pass the right file") from None
+    except RecursionError:
+        raise UserError(f"{path}: nested too deeply to be a pyproject.toml; fix the file") from None
     tool = data.get("tool", {})
     if not isinstance(tool, Mapping):
         raise UserError(f"{path}: 'tool' must be a table ([tool]), got {tool!r}")

@@ -118,21 +118,35 @@ class Client:
         return None  # 403 "Resource not accessible by integration": an app or Actions token
 
     def find(self, matches: Callable[[str], bool], author: str | None) -> dict[str, Any] | None:
-        """The oldest comment, on any page, whose body matches and whose author is author.
+        """The oldest comment, on any page, whose body matches and whose author is author."""
+        found = self.find_all(matches, author)
+        return found[0] if found else None
+
+    def find_all(self, matches: Callable[[str], bool], author: str | None) -> list[dict[str, Any]]:
+        """Every comment, on every page, whose body matches and whose author is author, oldest first.
 
         With no author known the token is an app's (a user token would have told its login), so any bot's
         comment qualifies and a person's never does.
         """
+        found = []
         for comment in self._comments():
             if not matches(str(comment.get("body") or "")):
                 continue
             user = comment.get("user") or {}
             if author is None:
                 if user.get("type") == "Bot":
-                    return comment
+                    found.append(comment)
             elif str(user.get("login") or "").lower() == author.lower():
-                return comment
-        return None
+                found.append(comment)
+        # Comment ids grow with creation time: the oldest has the smallest, whatever order the pages come in.
+        return sorted(found, key=_id_or_zero)
+
+    def delete(self, number: int) -> None:
+        """Delete one issue comment; one already gone is fine (another poster deleted it)."""
+        path = f"/repos/{self.repo}/issues/comments/{number}"
+        response = self.request("DELETE", self.api_url + path)
+        if response.status_code not in (204, 404):
+            self.raise_for(response, "DELETE", path)
 
     def _comments(self) -> Iterator[dict[str, Any]]:
         url: str | None = f"{self.api_url}/repos/{self.repo}/issues/{self.pr}/comments?per_page=100"
@@ -236,6 +250,11 @@ class Client:
         if 400 <= code < 500:
             raise UserError(f"GitHub rejected the request: {what}")
         raise PostError(f"unexpected answer from GitHub: {what}")
+
+
+def _id_or_zero(comment: dict[str, Any]) -> int:
+    value = comment.get("id")
+    return value if isinstance(value, int) else 0
 
 
 def check_api_url(api_url: str) -> str:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
-from ci_checks._errors import EXIT_USAGE, error_handler
+from ci_checks._errors import EXIT_INTERRUPTED, EXIT_USAGE, error_handler, guard_process_exits, interrupt_on_signals
 from ci_checks.commands import COMMANDS
 
 TRAIN_CHECK = "train-check"
@@ -50,18 +51,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stale_outputs(args: argparse.Namespace) -> list[str]:
+    """--output of this run: removed before the command runs, so a run that ends in exit 2, 3 or 130 leaves no
+    earlier run's results to be read as its own (an input named as the output is kept)."""
+    import os
+
+    output = getattr(args, "output", None)
+    if not output:
+        return []
+    inputs = {os.path.abspath(p) for p in getattr(args, "results", None) or []}
+    return [] if os.path.abspath(output) in inputs else [output]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except KeyboardInterrupt:  # Ctrl-C while the commands are imported: no traceback
+        print("ci-checks: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    from ci_checks._io import remove_stale
+
     try:
-        with error_handler(debug=args.debug):
+        with _crash_traceback(), interrupt_on_signals(), error_handler(debug=args.debug), guard_process_exits():
+            for output in _stale_outputs(args):
+                remove_stale(output)
             return int(importlib.import_module(COMMANDS.get(args.command, TRAIN_CHECK_MODULE)).run(args))
     except SystemExit as e:  # error_handler's verdict: return it, so callers and tests get the code
         return e.code if isinstance(e.code, int) else EXIT_USAGE
     return EXIT_USAGE  # pragma: no cover - error_handler always exits or returns above
+
+
+@contextlib.contextmanager
+def _crash_traceback() -> Iterator[None]:
+    """A crash in native code (a segfault in a C extension the model calls) prints the Python stack on stderr, so
+    the user's frame is named even when the process cannot report it in the results."""
+    import faulthandler
+
+    if faulthandler.is_enabled():
+        yield
+        return
+    try:
+        faulthandler.enable(file=sys.__stderr__ or sys.stderr)
+    except (AttributeError, ValueError, OSError):  # no usable stderr file descriptor (an embedding host)
+        yield
+        return
+    try:
+        yield
+    finally:
+        faulthandler.disable()
 
 
 if __name__ == "__main__":

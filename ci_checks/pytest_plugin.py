@@ -6,6 +6,10 @@
 
 Select the fast tier with ``pytest -m train_check`` (or leave it out with ``-m "not train_check"``).
 Tests that use the fixture get the marker automatically.
+
+Each run leaves the test process as it found it (ci_checks.testing.isolated_run): the global random state, sys.path
+and the modules of the test's own project are given back, so specs in several folders, each with its own model.py,
+pass in any order and split across pytest-xdist workers.
 """
 
 from __future__ import annotations
@@ -95,9 +99,10 @@ class TrainCheck:
         *,
         settings: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> Report:
-        from ci_checks.testing import run_training_checks
+        from ci_checks.testing import isolated_run, run_training_checks
 
-        return run_training_checks(self._spec(spec), checks, settings=settings, device=self.device)
+        with isolated_run():  # what finding the spec adds to sys.path goes again with the run
+            return run_training_checks(self._spec(spec), checks, settings=settings, device=self.device)
 
     def assert_trains(
         self,
@@ -107,11 +112,12 @@ class TrainCheck:
         settings: Mapping[str, Mapping[str, Any]] | None = None,
         allow_warnings: bool = True,
     ) -> Report:
-        from ci_checks.testing import assert_trains
+        from ci_checks.testing import assert_trains, isolated_run
 
-        return assert_trains(
-            self._spec(spec), checks, settings=settings, device=self.device, allow_warnings=allow_warnings
-        )
+        with isolated_run():
+            return assert_trains(
+                self._spec(spec), checks, settings=settings, device=self.device, allow_warnings=allow_warnings
+            )
 
 
 @pytest.fixture

@@ -36,10 +36,12 @@ class Verdict(str, Enum):
     REGRESSED = "regressed"
     INVALID = "invalid"
     MISSING = "missing"
+    CHANGED = "changed"  # beyond the noise, but no direction is known (or none applies): never counted as improved
     IMPROVED = "improved"
     NEW = "new"
     WITHIN_NOISE = "within-noise"
     UNCHANGED = "unchanged"
+    SKIPPED = "skipped"  # not compared (e.g. a list of lists that is not declared per-class)
 
     @property
     def rank(self) -> int:
@@ -61,6 +63,10 @@ class MetricComparison:
     p_value: float | None = None
     ci: tuple[float, float] | None = None  # confidence interval of delta
     rel_tol: float | None = None
+    direction: str | None = None  # higher | lower | unknown | none
+    direction_guessed: bool = False
+    gating: bool = True  # can fail the pull request (False: report-only)
+    p_adjusted: float | None = None  # the p-value after the correction for many metrics
 
     @classmethod
     def from_figures(cls, figures: Mapping[str, Any]) -> MetricComparison | None:
@@ -86,6 +92,10 @@ class MetricComparison:
                 else None
             ),
             rel_tol=_number_or_none(figures.get("rel_tol")),
+            direction=figures.get("direction") if isinstance(figures.get("direction"), str) else None,
+            direction_guessed=figures.get("direction_guessed") is True,
+            gating=figures.get("gating") is not False,
+            p_adjusted=_number_or_none(figures.get("p_adjusted")),
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import __future__
 import ast
+import contextlib
 import dataclasses
 import importlib
 import importlib.machinery
@@ -13,7 +14,7 @@ import os
 import random
 import sys
 import types
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -132,39 +133,114 @@ def validate(spec: TrainingSpec, *, where: str) -> TrainingSpec:
     return spec
 
 
-_SPEC_FOLDERS: set[str] = set()
+class _SpecImports:
+    """The modules each spec folder's files imported, so several specs in one process (the pytest plugin, in any
+    order or split across xdist workers; the benchmark) each get their own siblings.
 
-
-def _forget_other_spec_folders(folder: str) -> None:
-    """Unload modules imported from earlier specs' folders, so this spec's `import model` gets its own model.py.
-
-    Several specs in one process (the pytest plugin, the benchmark) would otherwise share the first one's siblings.
+    While a spec file is imported and its function called, its folder comes first on sys.path, and a module name
+    that another spec folder's file took (their `model.py` and ours) is bound to this folder's module: the one an
+    earlier load of this folder imported, or a fresh import. Nothing is unloaded: the other folder's module object
+    lives on (its spec's functions still use it) and is bound again when that spec loads again. Only folders the kit
+    put on sys.path are taken off it again, never one the user or pytest put there.
     """
-    for other in _SPEC_FOLDERS - {folder}:
-        prefix = other + os.sep
-        for name, mod in list(sys.modules.items()):
-            file = getattr(mod, "__file__", None) or ""
-            if file.startswith(prefix) and not name.startswith("ci_checks"):
-                del sys.modules[name]
-        while other in sys.path:
-            sys.path.remove(other)
-    _SPEC_FOLDERS.intersection_update({folder})
-    _SPEC_FOLDERS.add(folder)
+
+    def __init__(self) -> None:
+        self.modules: dict[str, dict[str, types.ModuleType]] = {}  # folder -> {name: module} its files imported
+        self.added: set[str] = set()  # folders the kit inserted into sys.path
+        self.spec_folders: set[str] = set()  # folders specs were loaded from
+
+    @staticmethod
+    def _file_in(module: types.ModuleType, folder: str) -> bool:
+        file = getattr(module, "__file__", None) or ""
+        return bool(file) and os.path.abspath(file).startswith(folder + os.sep)
+
+    @contextlib.contextmanager
+    def of(self, folder: str) -> Iterator[None]:
+        from ci_checks.engine.usercode import is_user_file
+
+        folder = os.path.abspath(folder)
+        self.spec_folders.add(folder)
+        mine = self.modules.setdefault(folder, {})
+        # Unbind the names this folder's files would import but that hold another folder's module (a spec loaded
+        # earlier, or a test that imported its own model.py): they are kept, under their folder, for later.
+        for name, module in list(sys.modules.items()):
+            file = getattr(module, "__file__", None) or ""
+            if (
+                module is None
+                or mine.get(name) is module
+                or not self._shadowed(name, folder)
+                or not is_user_file(file)
+                or self._file_in(module, folder)
+            ):
+                continue
+            self.modules.setdefault(_home(name, file), {}).setdefault(name, module)
+            del sys.modules[name]
+        for name, module in mine.items():
+            sys.modules[name] = module
+        for other in self.added - {folder}:
+            while other in sys.path:
+                sys.path.remove(other)
+        self.added.intersection_update({folder})
+        if not sys.path or sys.path[0] != folder:
+            if folder not in sys.path:
+                self.added.add(folder)
+            sys.path.insert(0, folder)
+        before = set(sys.modules)
+        try:
+            yield
+        finally:
+            for name in set(sys.modules) - before:
+                new = sys.modules.get(name)
+                if new is not None and self._file_in(new, folder) and not name.startswith("_ci_checks_"):
+                    mine[name] = new
+
+    @staticmethod
+    def _shadowed(name: str, folder: str) -> bool:
+        """Whether `import name` from a file in folder would find a module of folder itself."""
+        top = os.path.join(folder, name.split(".")[0])
+        return os.path.isfile(top + ".py") or os.path.isdir(top)
+
+
+def _home(name: str, file: str) -> str:
+    """The folder a module was imported from: model.py's folder, or the folder above package pkg/ for pkg.sub."""
+    home = os.path.dirname(os.path.abspath(file))
+    for _ in range(name.count(".") + (os.path.basename(file) == "__init__.py")):
+        home = os.path.dirname(home)
+    return home
+
+
+_IMPORTS = _SpecImports()
+
+
+def from_spec_folder(module: types.ModuleType) -> bool:
+    """Whether a module is a spec file or one of its siblings (imported from the folder of a spec loaded here)."""
+    name = getattr(module, "__name__", "") or ""
+    return name.startswith("_ci_checks_") or any(_SpecImports._file_in(module, f) for f in _IMPORTS.spec_folders)
+
+
+def _module_name(abspath: str, prefix: str) -> str:
+    """A module name of its own for a file: ci_spec.py in two folders must not replace each other in sys.modules."""
+    import hashlib
+
+    stem = os.path.splitext(os.path.basename(abspath))[0]
+    safe = "".join(c if c.isalnum() else "_" for c in stem)
+    return f"{prefix}{safe}_{hashlib.sha1(abspath.encode()).hexdigest()[:8]}"
 
 
 def _import_file(path: str) -> types.ModuleType:
+    """Import a spec file under a name of its own (call inside _IMPORTS.of(its folder))."""
     abspath = os.path.abspath(path)
-    name = "_ci_checks_spec_" + os.path.splitext(os.path.basename(abspath))[0].replace("-", "_")
+    name = _module_name(abspath, "_ci_checks_spec_")
     module_spec = importlib.util.spec_from_file_location(name, abspath)
     if module_spec is None or module_spec.loader is None:
         raise UserError(f"{path}: cannot be imported as Python; {SPEC_HELP}")
     module = importlib.util.module_from_spec(module_spec)
-    # The spec's own imports ("from model import Net") resolve next to the file, as when run as a script.
-    folder = os.path.dirname(abspath)
-    _forget_other_spec_folders(folder)
-    sys.path.insert(0, folder)
     sys.modules[name] = module
-    module_spec.loader.exec_module(module)
+    try:
+        module_spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
     return module
 
 
@@ -261,10 +337,18 @@ def load_spec(ref: str, *, check_names: Sequence[str] = (), seed: int | None = 0
     The function is called after seeding torch, random and numpy with ``seed`` (None: 0), the run's seed.
     """
     target, func_name, is_file = _split_ref(ref)
+    if is_file and not os.path.isfile(target):
+        raise _file_not_found(target)
+    # The spec's own imports ("from model import Net"), at import and when its function runs, resolve next to it.
+    with _IMPORTS.of(os.path.dirname(os.path.abspath(target))) if is_file else contextlib.nullcontext():
+        return _load_spec(target, func_name, is_file, check_names=check_names, seed=seed)
+
+
+def _load_spec(
+    target: str, func_name: str, is_file: bool, *, check_names: Sequence[str], seed: int | None
+) -> TrainingSpec:
     try:
         if is_file:
-            if not os.path.isfile(target):
-                raise _file_not_found(target)
             module = _import_file(target)
         else:
             if os.getcwd() not in sys.path:
@@ -430,8 +514,7 @@ def load_from_script(path: str | os.PathLike[str], name: str) -> Any:
     except SyntaxError as e:
         raise UserError(f"{path}:{e.lineno}: the training script is not valid Python ({e.msg})") from None
     kept = _kept_statements(tree)
-    stem = os.path.splitext(os.path.basename(path))[0]
-    module = types.ModuleType(f"_ci_checks_script_{stem.replace('-', '_')}")
+    module = types.ModuleType(_module_name(os.path.abspath(path), "_ci_checks_script_"))
     module.__file__ = os.path.abspath(path)
     # Registered, as an import would be: dataclasses and pickle look classes' modules up in sys.modules.
     sys.modules[module.__name__] = module

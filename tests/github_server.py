@@ -1,10 +1,13 @@
-"""A fake GitHub REST API on 127.0.0.1 for the comment poster: issue comments with pagination, and failures on cue."""
+"""A fake GitHub REST API on 127.0.0.1 for the comment poster: issue comments with pagination, deletes, failures on
+cue, and list latency (list_delay: each answer to a listing is held back, as a slow API does, so posters that start
+together all see the same old list)."""
 
 from __future__ import annotations
 
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -53,6 +56,8 @@ class FakeGitHub:
         self.next_id = 1000
         self.lock = threading.Lock()
         self.url = ""
+        self.list_delay = 0.0  # seconds each comment listing is held back after it is read
+        self.created: dict[tuple[str, int], list[int]] = {}  # every comment id ever created, deleted ones too
 
     # ------------------------------------------------------------ set-up helpers
 
@@ -79,6 +84,7 @@ class FakeGitHub:
             "html_url": f"https://github.com/{repo}/pull/{number}#issuecomment-{self.next_id}",
         }
         self.comments.setdefault((repo, number), []).append(comment)
+        self.created.setdefault((repo, number), []).append(self.next_id)
         return comment
 
     # ------------------------------------------------------------ the API
@@ -94,7 +100,10 @@ class FakeGitHub:
                 if failure.apply:
                     self._route(method, path, query, authorization, body)
                 return failure.status, failure.headers, {"message": failure.message}
-            return self._route(method, path, query, authorization, body)
+            answer = self._route(method, path, query, authorization, body)
+        if method == "GET" and path.endswith("/comments") and self.list_delay:
+            time.sleep(self.list_delay)  # outside the lock: the others go on while this answer is on its way
+        return answer
 
     def _route(
         self, method: str, path: str, query: dict[str, str], authorization: str | None, body: Any
@@ -131,6 +140,13 @@ class FakeGitHub:
         if m.group(2) and method == "POST":
             assert login is not None
             return 201, {}, self._create(repo, int(m.group(2)), body["body"], login)
+        if m.group(3) and method == "DELETE":
+            for comments in self.comments.values():
+                for comment in comments:
+                    if comment["id"] == int(m.group(3)):
+                        comments.remove(comment)
+                        return 204, {}, None
+            return 404, {}, {"message": "Not Found"}
         if m.group(3) and method == "PATCH":
             # Like GitHub, a token with write access may edit anyone's comment: the poster must not.
             for comments in self.comments.values():
@@ -165,7 +181,7 @@ class _Handler(BaseHTTPRequestHandler):
         status, headers, payload = self.server.fake.handle(
             self.command, self.path, self.headers.get("Authorization"), body
         )
-        data = json.dumps(payload).encode()
+        data = b"" if status == 204 else json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
@@ -174,7 +190,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    do_GET = do_POST = do_PATCH = _serve
+    do_GET = do_POST = do_PATCH = do_DELETE = _serve
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         pass

@@ -26,12 +26,6 @@ EXAMPLES = ROOT / "examples"
 ACTION_NAMES = sorted(p.parent.name for p in ACTIONS.glob("*/action.yml"))
 # Deprecated aliases kept for one release (removed in v0.2.0): old name -> the action it forwards to.
 DEPRECATED = {"test": "pytest", "rerun-training": "rerun"}
-CI_CHECKS = [sys.executable, "-m", "ci_checks"]
-
-
-def _has_command(name: str) -> bool:
-    done = subprocess.run([*CI_CHECKS, name, "--help"], capture_output=True, text=True)
-    return done.returncode == 0
 
 
 @pytest.fixture
@@ -146,6 +140,56 @@ def test_setup_uses_setup_python_and_refuses_an_unknown_torch_build(run, tmp_pat
     assert failed.returncode == 2 and "torch must be cpu, cuda or none, got 'rocm'" in failed.log
 
 
+@pytest.fixture
+def pip_shim(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """A `python` first on PATH that records `python -m pip ...` calls instead of installing, can pretend a module
+    is missing, and runs the real interpreter for everything else."""
+    shims, record = tmp_path / "shims", tmp_path / "pip-calls.txt"
+    shims.mkdir()
+    (shims / "python").write_text(
+        "#!/usr/bin/env bash\n"
+        'if [[ "${1:-} ${2:-}" == "-m pip" ]]; then shift 2; echo "$*" >> "' + str(record) + '"; exit 0; fi\n'
+        'if [[ "${1:-}" == "-c" && "${2:-}" == "import ${SHIM_MISSING:-none}" ]]; then exit 1; fi\n'
+        f'exec "{sys.executable}" "$@"\n'
+    )
+    (shims / "python").chmod(0o755)
+    return {"PATH": f"{shims}{os.pathsep}{os.environ['PATH']}"}, record
+
+
+@pytest.mark.parametrize(
+    ("extras", "package"),
+    [
+        pytest.param("torch,report", "[torch,report]", id="default"),
+        pytest.param(",onnx", "[onnx]", id="empty-list-plus-one"),
+        pytest.param(" torch , report,,dvc, ", "[torch,report,dvc]", id="spaces-and-empty-entries"),
+        pytest.param("", "", id="none"),
+        pytest.param(" , ", "", id="only-separators"),
+    ],
+)
+def test_setup_installs_valid_extras_whatever_the_list_looks_like(run, tmp_path, pip_shim, extras, package):
+    env, record = pip_shim
+    result = run("setup", {"python-version": "", "torch": "none", "extras": extras}, workspace=tmp_path, env=env)
+    assert result.outcome == "success", result.log
+    calls = record.read_text().splitlines()
+    assert calls == [f"install --disable-pip-version-check {ACTIONS / 'setup'}/../..{package}"], calls
+
+
+def test_setup_creates_and_activates_a_virtual_environment(run, tmp_path):
+    """The GPU tier's set-up: the later steps (and the job's later steps) run the venv's python and pip."""
+    venv = tmp_path / "runner-temp" / "ci-checks-venv"
+    result = run(
+        "setup",
+        {"python-version": "", "torch": "none", "install-ci-checks": "false", "venv": str(venv)},
+        workspace=tmp_path,
+    )
+    assert result.outcome == "success", result.log
+    assert "include-system-site-packages = true" in (venv / "pyvenv.cfg").read_text()
+    assert result.path == [f"{venv}/bin"] and result.env["VIRTUAL_ENV"] == str(venv)
+    # The versions step ran the venv's python: the development install of ci-checks is not in it.
+    assert result.outputs["ci-checks-version"] == "none"
+    assert result.step("Create and activate a virtual environment").outcome == "success"
+
+
 def test_setup_pulls_dvc_data_from_a_local_remote(run, tmp_path, git_repo):
     pytest.importorskip("dvc")
     repo, remote = git_repo.init(tmp_path / "project"), tmp_path / "remote"
@@ -203,6 +247,69 @@ def test_lint_from_ref_checks_only_changed_files(run, hooked_repo, git_repo):
     assert result.outcome == "success", result.log
 
 
+@pytest.fixture(scope="module")
+def pre_commit_home(tmp_path_factory) -> str:
+    """One pre-commit cache for the module: the default hooks are installed once (from PyPI)."""
+    return str(tmp_path_factory.mktemp("pre-commit-home"))
+
+
+@pytest.fixture
+def unconfigured_repo(tmp_path: Path, git_repo) -> Any:
+    """A git repository without a .pre-commit-config.yaml: unformatted, but without bugs."""
+    repo = git_repo.init(tmp_path / "plain")
+    repo.commit({"code.py": "x=1;y = [ x ]\n", "pyproject.toml": "[project]\nname = 'plain'\n"}, "base")
+    return repo
+
+
+def test_lint_without_a_config_runs_the_default_hooks(run, unconfigured_repo, pre_commit_home):
+    env = {"PRE_COMMIT_HOME": pre_commit_home}
+    ok = run("lint", {"install-pre-commit": "false"}, workspace=unconfigured_repo.root, env=env)
+    assert ok.outcome == "success", ok.log
+    log = re.sub(r"\x1b\[[0-9;]*m", "", ok.log)
+    assert "::notice title=ci-checks lint::no .pre-commit-config.yaml here: ran the kit's default hooks" in log
+    assert re.search(r"flake8 \(syntax errors and undefined names\)\.+Passed", log), "style is not its business"
+    assert re.search(r"check toml\.+Passed", log)
+    unconfigured_repo.commit({"bug.py": "def f():\n    return undefined_name\n"}, "a bug")
+    bad = run("lint", {"install-pre-commit": "false"}, workspace=unconfigured_repo.root, env=env)
+    assert bad.outcome == "failure"
+    assert "F821 undefined name 'undefined_name'" in re.sub(r"\x1b\[[0-9;]*m", "", bad.log)
+
+
+@pytest.mark.parametrize(
+    ("mode", "outcome", "message"),
+    [
+        pytest.param(
+            "skip", "success", "::notice title=ci-checks lint::no .pre-commit-config.yaml here: lint skipped", id="skip"
+        ),
+        pytest.param("fail", "failure", "::error title=ci-checks lint::no .pre-commit-config.yaml here", id="fail"),
+        pytest.param("lenient", "failure", "if-no-config must be default, skip or fail, got 'lenient'", id="bad"),
+    ],
+)
+def test_lint_without_a_config_can_skip_or_fail(run, unconfigured_repo, mode, outcome, message):
+    result = run("lint", {"install-pre-commit": "false", "if-no-config": mode}, workspace=unconfigured_repo.root)
+    assert result.outcome == outcome
+    assert message in result.log
+    if mode == "skip":
+        assert "ci-checks lint: skipped, no `.pre-commit-config.yaml`" in result.summary
+    else:
+        assert result.step("Run pre-commit").returncode == 2
+
+
+def test_lint_default_config_is_valid():
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pre_commit",
+            "validate-config",
+            str(ACTIONS / "lint" / "default-pre-commit-config.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 # ---------------------------------------------------------------- pytest
 
 
@@ -240,6 +347,32 @@ def test_pytest_fails_and_still_summarises_the_failures(run, pytest_project):
     assert result.step("summary").outcome == "success"  # if: always()
     assert result.outputs["failures"] == "1"
     assert ":x: pytest: 0 passed, 1 failed" in result.summary and "test_broken" in result.summary
+
+
+def test_pytest_installs_pytest_when_the_python_has_none(run, pytest_project, pip_shim):
+    env, record = pip_shim
+    missing = run(
+        "pytest",
+        {"pytest-args": "-q -p no:cacheprovider"},
+        workspace=pytest_project,
+        env={**env, "SHIM_MISSING": "pytest"},
+    )
+    assert missing.outcome == "success", missing.log  # the shim only records the install; the real pytest runs
+    assert record.read_text().splitlines() == ["install --disable-pip-version-check pytest>=8"]
+    record.unlink()
+    present = run("pytest", {"pytest-args": "-q -p no:cacheprovider"}, workspace=pytest_project, env=env)
+    assert present.outcome == "success" and not record.exists(), "an installed pytest is kept"
+    assert (
+        "pytest 8" in present.step("Install pytest if missing").log
+        or "pytest 9" in present.step("Install pytest if missing").log
+    )
+    off = run(
+        "pytest",
+        {"install-pytest": "false", "pytest-args": "-q -p no:cacheprovider"},
+        workspace=pytest_project,
+        env={**env, "SHIM_MISSING": "pytest"},
+    )
+    assert off.step("Install pytest if missing").outcome == "skipped" and not record.exists()
 
 
 # ---------------------------------------------------------------- train-check
@@ -336,13 +469,13 @@ def test_train_check_threads_default_is_the_clis_everywhere(capsys):
     assert f"| `threads` | '' | {description} |" in (ROOT / "docs" / "workflows.md").read_text()
     for page in ("train-check.md", "configuration.md"):
         text = " ".join((ROOT / "docs" / page).read_text().split())
-        assert f"`--threads N` (torch intra-op threads, default {DEFAULT_THREADS})" in text, page
+        found = re.search(r"`--threads N` \(torch intra-op threads,[^)]*?default (\d+)\)", text)
+        assert found and int(found[1]) == DEFAULT_THREADS, page
 
 
 # ---------------------------------------------------------------- compare
 
 
-@pytest.mark.skipif(not _has_command("compare"), reason="ci-checks compare is not implemented yet")
 @pytest.mark.parametrize(
     ("head_accuracy", "expected"),
     [
@@ -366,7 +499,6 @@ def test_compare_against_the_base_commit(run, tmp_path, git_repo, head_accuracy,
     assert json.loads((repo / "results" / "compare.json").read_text())["command"] == "compare"
 
 
-@pytest.mark.skipif(not _has_command("compare"), reason="ci-checks compare is not implemented yet")
 def test_compare_with_train_check_results_of_base_and_head(run, train_check_run, tmp_path):
     _, results = train_check_run
     result = run(
@@ -381,6 +513,50 @@ def test_compare_with_train_check_results_of_base_and_head(run, train_check_run,
     )
     assert result.outcome == "success", result.log
     assert result.outputs["status"] == "pass"
+
+
+@pytest.fixture
+def repo_without_metrics(tmp_path: Path, git_repo, compare_env) -> Path:
+    repo = git_repo.init(tmp_path / "adopting")
+    repo.commit({"pyproject.toml": "[project]\nname = 'x'\n"}, "main, before ci-checks")
+    return repo.root
+
+
+def test_compare_with_no_baseline_yet_is_neutral(run, repo_without_metrics, train_check_run):
+    """The pull request that adopts ci-checks: the base has no train-check results and there are no metrics."""
+    _, head = train_check_run
+    result = run(
+        "compare",
+        {"base": "main", "head-results": str(head), "install-ci-checks": "false"},
+        workspace=repo_without_metrics,
+    )
+    assert result.outcome == "success", result.log
+    assert "::notice title=ci-checks compare::no baseline on main yet" in result.log
+    assert "nothing to compare" in result.log, "compare's own line says what it looked for"
+    assert result.outputs == {"status": "skip", "exit-code": "2", "results": ""}
+    assert "ci-checks compare: no baseline on `main` yet" in result.summary
+
+
+def test_compare_with_nothing_to_compare_still_fails_without_the_no_baseline_signal(run, repo_without_metrics):
+    result = run("compare", {"base": "main", "install-ci-checks": "false"}, workspace=repo_without_metrics)
+    assert result.outcome == "failure" and result.step("compare").returncode == 2
+    assert "no baseline" not in result.log
+
+
+def test_compare_with_no_baseline_still_fails_on_a_regressed_metric(
+    run, tmp_path, git_repo, train_check_run, compare_env
+):
+    """No train-check results on the base does not mean no metrics: a regression there still fails."""
+    _, head = train_check_run
+    repo = tmp_path / "repo"
+    git_repo.init(repo).commit(
+        {"pyproject.toml": '[tool.ci-checks.compare]\nfiles = ["metrics.json"]\n', "metrics.json": {"accuracy": 0.9}},
+        "base",
+    )
+    (repo / "metrics.json").write_text(json.dumps({"accuracy": 0.5}))
+    result = run("compare", {"base": "main", "head-results": str(head), "install-ci-checks": "false"}, workspace=repo)
+    assert result.outcome == "failure" and result.outputs["exit-code"] == "1", result.log
+    assert "no baseline" not in result.log
 
 
 # ---------------------------------------------------------------- report
@@ -453,7 +629,6 @@ class _FakeGitHub(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.mark.skipif(not _has_command("comment"), reason="ci-checks comment is not implemented yet")
 def test_report_posts_with_the_builtin_poster(run, results_dir, tmp_path):
     server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeGitHub)
     _FakeGitHub.calls = []
@@ -519,11 +694,6 @@ def test_report_posts_with_cml_telemetry_off(run, results_dir, tmp_path, publish
 # ---------------------------------------------------------------- rerun, export-parity
 
 
-@pytest.mark.skipif(
-    not _has_command("rerun"),
-    reason="ci-checks rerun is not implemented yet (issue 4); this test "
-    "runs by itself once `ci-checks rerun --help` works",
-)
 def test_rerun_refuses_a_ref_that_does_not_exist(run, tmp_path):
     result = run(
         "rerun",
@@ -540,11 +710,6 @@ def test_rerun_refuses_a_ref_that_does_not_exist(run, tmp_path):
     assert "no-such-ref-7f3a" in result.step("rerun").log
 
 
-@pytest.mark.skipif(
-    not _has_command("export-parity"),
-    reason="ci-checks export-parity is not implemented yet "
-    "(issue 4); this test runs by itself once `ci-checks export-parity --help` works",
-)
 def test_export_parity_passes_on_the_example(run, tmp_path):
     pytest.importorskip("onnxruntime")
     output = tmp_path / "export-parity.json"
@@ -602,7 +767,6 @@ def test_deprecated_test_alias_runs_actions_pytest_and_warns(run, pytest_project
     assert old.step("pytest").nested is not None and "warning" not in new.log
 
 
-@pytest.mark.skipif(not _has_command("rerun"), reason="ci-checks rerun is not implemented")
 def test_deprecated_rerun_training_alias_runs_actions_rerun_and_warns(run, tmp_path):
     inputs = {"ref": "no-such-ref-7f3a", "working-directory": "examples", "device": "cpu", "install-ci-checks": "false"}
     new = run("rerun", {**inputs, "output": str(tmp_path / "new.json")})

@@ -443,3 +443,11 @@ def test_try_repo_runs_the_kit_hooks_on_a_user_repository(kit_clone, tmp_path, g
     good = try_repo()  # same commit: pre-commit reuses the environment it installed above
     assert good.returncode == 0, good.stdout + good.stderr
     assert good.stdout.count("Passed") == 3
+
+
+def test_the_readme_snippet_lists_every_hook():
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```yaml\n# \.pre-commit-config\.yaml\n(.*?)```", readme, re.S)
+    assert block, "README.md's pre-commit snippet"
+    ids = [hook["id"] for repo in yaml.safe_load(block.group(1))["repos"] for hook in repo["hooks"]]
+    assert ids == [hook["id"] for hook in MANIFEST]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -543,7 +545,7 @@ def test_example_project_passes(monkeypatch, capsys):
     ("argv", "message"),
     [
         pytest.param(["--device", "foo"], "device 'foo' is not a torch device", id="bad-device"),
-        pytest.param(["--threads", "-1"], "--threads must be at least 1", id="bad-threads"),
+        pytest.param(["--threads", "-1"], "--threads must be between 1 and 1024, got -1", id="bad-threads"),
     ],
 )
 def test_bad_options_exit_2(spec, capsys, argv, message):
@@ -587,3 +589,136 @@ def test_user_code_calling_sys_exit_never_turns_a_run_green(tmp_path, monkeypatc
     assert main(["train-check", "--spec", "train.py:spec", "--quiet", "--output", "r.json"]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+# ---------------------------------------------------------------- never pass silently, never hang
+
+
+def test_user_code_exiting_outside_its_hooks_exits_2_with_its_frame(spec, tmp_path, monkeypatch, capsys):
+    """sys.exit(0) from the user's code where no hook catches it (a probe's forward) is never a green run."""
+    (tmp_path / "usermodel.py").write_text("import sys\n\n\ndef forward():\n    sys.exit(0)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import usermodel
+
+    monkeypatch.setattr("ci_checks.checks.run_checks", lambda *a, **k: usermodel.forward())
+    (tmp_path / "r.json").write_text('{"status": "pass"}')
+    assert main(["train-check", "--spec", f"{spec}:good", "--output", "r.json"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "ci-checks: error: the code under test called sys.exit(0) at usermodel.py:5, so ci-checks stopped without a "
+        "verdict; remove that call from the code the spec runs (a script's main() or argparse run at import or "
+        "inside the model)\n"
+    )
+    assert not (tmp_path / "r.json").exists()  # the earlier run's "pass" is not left to be read
+
+
+HARD_EXITS = """
+
+def exits_hard():
+    import os
+
+    def train_step(model, batch, loss_fn, optimizer):
+        os._exit(0)
+    return {**good(), "train_step": train_step}
+
+
+def signals_itself():
+    import os, signal
+
+    def train_step(model, batch, loss_fn, optimizer):
+        os.kill(os.getpid(), signal.SIGTERM)
+    return {**good(), "train_step": train_step}
+"""
+
+
+@pytest.mark.parametrize(
+    ("function", "call"),
+    [
+        pytest.param("exits_hard", "HardExit at step 1: SystemExit(0)", id="os._exit"),
+        pytest.param("signals_itself", "HardExit at step 1: SystemExit('SIGTERM')", id="kill-self"),
+    ],
+)
+def test_a_step_that_ends_the_process_is_a_finding(tmp_path, write_spec, function, call):
+    """In a child process: were the guard missing, os._exit(0) would end it with 0 and no output."""
+    write_spec(SPECS + HARD_EXITS)
+    (tmp_path / "pyproject.toml").write_text("")
+    proc = subprocess.run(
+        [sys.executable, "-m", "ci_checks", "train-check", "--spec", f"ci_spec.py:{function}", "--quiet"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert f"error: parameter-updates: the training step raised {call}" in proc.stdout
+
+
+def test_ctrl_c_while_the_commands_load_is_one_line(monkeypatch, capsys):
+    monkeypatch.setattr("ci_checks.main.build_parser", _raise(KeyboardInterrupt()))
+    assert main(["train-check"]) == 130
+    assert capsys.readouterr().err == "ci-checks: interrupted\n"
+
+
+def test_a_hung_step_is_stopped_at_the_step_timeout(tmp_path, write_spec, monkeypatch, capsys):
+    write_spec("import os\n" + SPECS + HUNG)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("")
+    assert main(["train-check", "--spec", "ci_spec.py:hangs", "--step-timeout", "0.5", "--quiet"]) == 1
+    out = capsys.readouterr().out
+    line = next(i for i, text in enumerate(Path(tmp_path / "ci_spec.py").read_text().splitlines(), 1) if "HANG" in text)
+    assert f"error: parameter-updates: step 4 ran longer than 0.5 s (stopped at ci_spec.py:{line})" in out
+
+
+HUNG = """
+
+def hangs():
+    import threading
+
+    calls = []
+
+    def train_step(model, batch, loss_fn, optimizer):
+        calls.append(1)
+        x, y = batch
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        if len(calls) == 4:
+            marker = os.environ.get("CI_CHECKS_TEST_MARKER")
+            if marker:
+                open(marker, "w").close()
+            threading.Event().wait(600)  # HANG
+        return loss.detach()
+    return {**good(), "train_step": train_step}
+"""
+
+
+@pytest.mark.parametrize("sig", [pytest.param(signal.SIGINT, id="SIGINT"), pytest.param(signal.SIGTERM, id="SIGTERM")])
+def test_an_interrupted_train_check_leaves_no_checkpoint_and_no_results(tmp_path, write_spec, sig):
+    """Interrupted in step 4, after the checkpoint of step 3 was written: exit 130, one line, nothing left in the
+    temp folder, and no results file from an earlier run."""
+    write_spec("import os\n" + SPECS + HUNG)
+    (tmp_path / "pyproject.toml").write_text("")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    (tmp_path / "r.json").write_text('{"status": "pass"}')
+    marker = tmp_path / "in-step-4"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ci_checks", "train-check", "--spec", "ci_spec.py:hangs", "--output", "r.json"],
+        cwd=tmp_path,
+        env={**os.environ, "TMPDIR": str(temp), "CI_CHECKS_TEST_MARKER": str(marker)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "train-check never reached step 4"
+        time.sleep(0.01)
+    assert [p.name for p in temp.iterdir() if p.name.startswith("ci-checks-ckpt-")]  # the checkpoint exists now
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1].startswith("ci-checks: interrupted") and "Traceback" not in err
+    assert list(temp.iterdir()) == []
+    assert not (tmp_path / "r.json").exists()

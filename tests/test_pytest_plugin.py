@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -173,3 +175,218 @@ def test_the_spec_option_is_relative_to_the_invocation_directory(pytester: pytes
         "-p", "no:cacheprovider", "proj/tests", "--ci-checks-spec", "proj/ci_spec.py:training_spec"
     )
     result.assert_outcomes(passed=1)
+
+
+# ---------------------------------------------------------------- several specs in one process, in any order
+#
+# A project with three specs: one at the top next to its model.py and helpers.py, two in folders a/ and b/ with a
+# model.py each (6 and 5 input features). Each spec imports `model` by its bare name; the tests also import the
+# project's own `model` and `helpers` and check the random state. Loading one spec must not unload, shadow or take
+# off sys.path what the others or the tests use.
+
+MULTI_MODEL = """
+from torch import nn
+
+FEATURES = {features}
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Linear(FEATURES, 16), nn.ReLU(), nn.Linear(16, 3))
+
+    def forward(self, x):
+        return self.layers(x)
+"""
+
+MULTI_SPEC = """
+import torch
+from model import FEATURES, Net
+
+
+def training_spec():
+    g = torch.Generator().manual_seed(0)
+    return {
+        "model_factory": Net,
+        "optimizer_factory": lambda p: torch.optim.Adam(p, lr=0.02),
+        "loss_fn": torch.nn.functional.cross_entropy,
+        "batch": (torch.randn(8, FEATURES, generator=g), torch.randint(0, 3, (8,), generator=g)),
+    }
+"""
+
+TOP_SPEC = """
+import torch
+from helpers import batch
+
+
+def training_spec():
+    from model import Net  # imported when the spec function runs
+
+    return {
+        "model_factory": Net,
+        "optimizer_factory": lambda p: torch.optim.Adam(p, lr=0.02),
+        "loss_fn": torch.nn.functional.cross_entropy,
+        "batch": batch(),
+    }
+"""
+
+MULTI_TESTS = """
+import random
+
+import numpy
+import pytest
+import torch
+
+
+@pytest.mark.parametrize("i", range(3))
+@pytest.mark.parametrize("spec", ["ci_spec.py", "a/ci_spec.py", "b/ci_spec.py"])
+def test_spec_trains(train_check, spec, i):
+    assert train_check.run(f"{spec}:training_spec", ["loss-at-init"]).status == "pass"
+
+
+@pytest.mark.parametrize("i", range(3))
+def test_the_projects_own_imports_still_work(i):
+    import helpers
+    import model
+
+    assert helpers.FEATURES == 4 and model.Net().layers[0].in_features == 4
+
+
+@pytest.mark.parametrize("spec", ["a/ci_spec.py", "ci_spec.py"])
+def test_the_random_state_is_given_back(train_check, spec):
+    random.seed(1), torch.manual_seed(1), numpy.random.seed(1)
+    train_check.run(f"{spec}:training_spec", ["loss-at-init", "reproducibility"])
+    after = (random.random(), torch.rand(1).item(), numpy.random.rand())
+    random.seed(1), torch.manual_seed(1), numpy.random.seed(1)
+    assert after == (random.random(), torch.rand(1).item(), numpy.random.rand())
+"""
+
+# pytest-randomly's core, so the test needs no plugin: the collected tests in an order given by a seed.
+SHUFFLE = """
+import os
+import random
+
+
+def pytest_collection_modifyitems(items):
+    seed = os.environ.get("SHUFFLE_SEED")
+    if seed:
+        random.Random(int(seed)).shuffle(items)
+"""
+
+
+@pytest.fixture
+def several_specs(pytester: pytest.Pytester) -> pytest.Pytester:
+    root = pytester.path
+    (root / "pyproject.toml").write_text('[project]\nname = "proj"\n')
+    (root / "conftest.py").write_text("")  # pytest puts the project folder on sys.path (rootdir conftest)
+    (root / "helpers.py").write_text(
+        "import torch\n\nFEATURES = 4\n\n\ndef batch():\n"
+        "    g = torch.Generator().manual_seed(4)\n"
+        "    return torch.randn(8, FEATURES, generator=g), torch.randint(0, 3, (8,), generator=g)\n"
+    )
+    (root / "model.py").write_text(MULTI_MODEL.format(features=4))
+    (root / "ci_spec.py").write_text(TOP_SPEC)
+    for folder, features in (("a", 6), ("b", 5)):
+        (root / folder).mkdir()
+        (root / folder / "model.py").write_text(MULTI_MODEL.format(features=features))
+        (root / folder / "ci_spec.py").write_text(MULTI_SPEC)
+    (root / "tests").mkdir()
+    (root / "tests" / "conftest.py").write_text(SHUFFLE)
+    (root / "tests" / "test_specs.py").write_text(MULTI_TESTS)
+    return pytester
+
+
+@pytest.mark.parametrize("seed", [pytest.param("", id="plain-order"), pytest.param("1", id="shuffled")])
+def test_several_specs_in_any_order(several_specs: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, seed: str) -> None:
+    monkeypatch.setenv("SHUFFLE_SEED", seed)
+    result = several_specs.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(passed=14)
+
+
+def test_several_specs_split_across_two_processes(several_specs: pytest.Pytester) -> None:
+    """pytest -n 2 with pytest-xdist when it is installed; else what it amounts to: two processes at once, each
+    running half of the tests in its own order."""
+    try:
+        import xdist  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        result = several_specs.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
+        result.assert_outcomes(passed=14)
+        return
+    import subprocess
+    import sys
+
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=several_specs.path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    ids = [line for line in collected if "::" in line]
+    assert len(ids) == 14
+    halves = [ids[1::2], ids[0::2]]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *half],
+            cwd=several_specs.path,
+            env={**os.environ, "SHUFFLE_SEED": str(seed)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for seed, half in enumerate(halves, 3)
+    ]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    for proc, output in zip(procs, outputs):
+        assert proc.returncode == 0, output
+        assert f"{7} passed" in output, output
+
+
+def test_the_python_api_gives_back_the_random_state(make_spec: Any) -> None:
+    import random
+
+    import numpy
+    import torch
+
+    from ci_checks.testing import run_training_checks
+
+    random.seed(1), torch.manual_seed(1), numpy.random.seed(1)
+    run_training_checks(make_spec(), ["loss-at-init", "reproducibility", "checkpoint"])
+    after = (random.random(), torch.rand(1).item(), numpy.random.rand())
+    random.seed(1), torch.manual_seed(1), numpy.random.seed(1)
+    assert after == (random.random(), torch.rand(1).item(), numpy.random.rand())
+
+
+EXITING_STEP = """
+import os, sys
+import torch
+from ci_checks.testing import run_training_checks
+
+
+def train_step(model, batch, loss_fn, optimizer):
+    os._exit(0)
+
+
+spec = {
+    "model_factory": lambda: torch.nn.Linear(4, 3),
+    "optimizer_factory": lambda p: torch.optim.SGD(p, lr=0.1),
+    "loss_fn": torch.nn.functional.cross_entropy,
+    "batch": (torch.randn(8, 4), torch.randint(0, 3, (8,))),
+    "train_step": train_step,
+}
+report = run_training_checks(spec, ["parameter-updates"])
+print("still here:", report.checks[0].findings[0].message)
+sys.exit(7)
+"""
+
+
+def test_the_python_api_keeps_the_users_process_alive_when_the_step_exits() -> None:
+    """In a child process: were the guard missing, os._exit(0) would end it (and a pytest run) with 0, silently."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", EXITING_STEP], capture_output=True, text=True)
+    assert proc.returncode == 7, proc.stderr
+    assert "still here: parameter-updates: the training step raised HardExit at step 1" in proc.stdout

@@ -1,12 +1,11 @@
 """The docs stay true: every check, setting, configuration key and exit code is on the page that documents it, every
-subcommand has its page, every relative link resolves, and .ci/run runs the README's two set-up commands."""
+subcommand has its page, the README stays a front door, and .ci/run runs the README's two set-up commands. (Links:
+tests/test_docs_links.py; the README's workflow: tests/test_workflows.py; its pins: tests/test_release.py.)"""
 
 from __future__ import annotations
 
 import pathlib
 import re
-
-import pytest
 
 from ci_checks._errors import EXIT_FINDINGS, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from ci_checks.checks import CHECKS, default_settings
@@ -82,68 +81,27 @@ def test_readme_links_every_docs_page() -> None:
 
 
 def test_readme_stays_a_front_door() -> None:
-    # Reference material belongs in docs/; the README is what it is, the set-up, a first use and the map.
-    assert len(README.encode()) < 16_000
+    # Reference material belongs in docs/; the README is what it is, the two commands, a first use, one snippet per
+    # use and the map (about 15 KB at most, like black's and pre-commit-hooks').
+    assert len(README.encode()) <= 15 * 1024
+    headings = re.findall(r"^## (.*)$", README, re.M)
+    for section in ("Try it: two commands", "Use it in your repository", "One snippet per use", "Compare against main"):
+        assert section in headings, f"README.md lacks the section {section!r}"
+    assert headings.index("Try it: two commands") < headings.index("Use it in your repository")
+    for use in ("**The whole pipeline**", "**One action on its own**", "**Pre-commit hooks**", "**Your test suite**"):
+        assert use in README, use
+
+
+def test_readme_states_the_exit_codes() -> None:
+    line = " ".join(README.split("## Exit codes", 1)[1].split("\n## ", 1)[0].split())
+    for code in (EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED):
+        assert re.search(rf"\b{code} ", line), code
 
 
 def test_docs_name_no_private_module() -> None:
     for path in MARKDOWN:
         found = re.findall(r"ci_checks\._\w+", path.read_text())
         assert not found, f"{path.relative_to(ROOT)} names private modules {found}: document the public ones"
-
-
-def _slug(heading: str) -> str:
-    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens."""
-    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
-
-
-def _outside_fences(text: str) -> list[str]:
-    lines, fence = [], False
-    for line in text.splitlines():
-        if line.lstrip().startswith("```"):
-            fence = not fence
-        elif not fence:
-            lines.append(line)
-    return lines
-
-
-def _anchors(path: pathlib.Path) -> set[str]:
-    anchors: set[str] = set()
-    for line in _outside_fences(path.read_text()):
-        m = re.match(r"^#{1,6} (.*)$", line)
-        if m:
-            slug, n = _slug(m.group(1)), 1
-            while slug in anchors:  # GitHub numbers repeated headings
-                slug = f"{_slug(m.group(1))}-{n}"
-                n += 1
-            anchors.add(slug)
-    return anchors
-
-
-def _links(path: pathlib.Path) -> list[str]:
-    # Inline code is never a link; a link's text may be code: [`actions/pytest`](workflows.md#actionspytest).
-    lines = [re.sub(r"`[^`]*`", "", line) for line in _outside_fences(path.read_text())]
-    return [target for line in lines for target in re.findall(r"\]\(([^)\s]+)\)", line)]
-
-
-@pytest.mark.parametrize("path", MARKDOWN, ids=lambda p: str(p.relative_to(ROOT)))
-def test_every_relative_link_resolves(path: pathlib.Path) -> None:
-    for target in _links(path):
-        if re.match(r"^[a-z]+:", target):  # https:, mailto:
-            continue
-        file, _, anchor = target.partition("#")
-        resolved = (path.parent / file).resolve() if file else path
-        assert resolved.exists(), f"{path.relative_to(ROOT)}: {target} does not exist"
-        if anchor and resolved.suffix == ".md":
-            assert anchor in _anchors(resolved), f"{path.relative_to(ROOT)}: {target}: no such heading"
-
-
-def test_the_link_check_fires_on_a_broken_link(tmp_path: pathlib.Path) -> None:
-    (tmp_path / "a.md").write_text("# Title\n\n[ok](#title) [bad](missing.md) `[code](not-a-link.md)`\n")
-    assert _links(tmp_path / "a.md") == ["#title", "missing.md"]
-    assert _anchors(tmp_path / "a.md") == {"title"}
-    assert _slug("`.github/workflows/ml-ci.yml`") == "githubworkflowsml-ciyml"
-    assert _slug("Set-up: two commands") == "set-up-two-commands"
 
 
 def test_ci_runs_the_readme_commands() -> None:
@@ -157,3 +115,28 @@ def test_ci_runs_the_readme_commands() -> None:
     assert lines.index(setup.strip()) < lines.index(tests.strip()) == len(lines) - 1
     before = [line for line in lines[: lines.index(setup.strip())] if line.strip() and not line.startswith("#")]
     assert all("pip install" not in line for line in before), "nothing may be installed before the README's install"
+
+
+def _sample(after: str) -> list[str]:
+    """The lines of the README's first plain code block after the sentence that ends with `after`."""
+    block = re.search(re.escape(after) + r".*?```\n(.*?)```", README, re.S)
+    assert block, after
+    return block.group(1).splitlines()
+
+
+def _normalised(lines: list[str]) -> list[str]:
+    # Durations vary from run to run, and slow checks show theirs; everything else is what a user sees.
+    lines = [re.sub(r"\s*\(\d+(\.\d+)?s\)$", "", line) for line in lines]
+    return [re.sub(r" in \d+(\.\d+)?s$", " in (time)", line).rstrip() for line in lines]
+
+
+def test_the_readme_shows_what_train_check_prints(capsys) -> None:
+    from ci_checks.main import main
+
+    assert main(["train-check", "--spec", str(ROOT / "examples" / "ci_spec.py") + ":training_spec"]) == 0
+    printed = _normalised(capsys.readouterr().out.replace(str(ROOT) + "/", "").splitlines())
+    assert _normalised(_sample("prints one line per check:")) == printed
+    assert main(["train-check", "--spec", "examples/buggy_spec.py:training_spec"]) == 1
+    printed = _normalised(capsys.readouterr().out.splitlines())
+    for line in _normalised(_sample("test alone would pass it:")):
+        assert line in printed, f"README.md shows a line train-check no longer prints: {line}"

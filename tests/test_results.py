@@ -152,8 +152,8 @@ def test_markdown_summary():
     md = render_markdown(make_report())
     lines = md.splitlines()
     assert lines[0] == "### ci-checks train-check: :x: fail"
-    assert "| memorization | :x: fail | did not memorize \\| ever | 0.00s |" in lines
-    assert "- **memorization** (error): memorization: did not memorize one batch" in lines
+    assert "| `memorization` | :x: fail | did not memorize \\| ever | 0.00s |" in lines
+    assert "- `memorization` (error): memorization: did not memorize one batch" in lines
 
 
 def test_emit_github_appends_summary_and_outputs(tmp_path):
@@ -235,3 +235,32 @@ def test_cli_github(spec, capsys, tmp_path, monkeypatch):
     assert len(annotations) == 3  # one per cause (4 parameters in one), loss-decreases, memorization
     assert summary.read_text().startswith("### ci-checks train-check: :x: fail")
     assert outputs.read_text() == "status=fail\nexit-code=1\nresults=r.json\n"
+
+
+def test_untrusted_text_cannot_start_a_line_of_its_own():
+    """A check name, summary, message or path with line breaks stays on its line: no forged workflow command."""
+    forged = "x\n::error title=forged::y\r::warning::z\u2028::notice::w"
+    result = CheckResult(forged, summary=forged)
+    result.add("error", forged, location=Location("::error::evil.py", 3))
+    report = Report(command="compare", checks=[result])
+    for text, expected in ((render_text(report), 0), (render_github(report), 1)):
+        lines = text.split("\n")  # as the runner reads them
+        ours = [line for line in lines if line.startswith("::error file=")]
+        assert len(ours) == expected
+        assert all("%0A::error title=forged::y%0D::warning::z" in line for line in ours)
+        assert [line for line in lines if line.lstrip().startswith("::") and line not in ours] == []
+    assert "./::error::evil.py:3: error: x\\n::error title=forged::y\\r::warning::z\\u2028::notice::w" in render_text(
+        report
+    )
+
+
+def test_markdown_escaping_keeps_names_whole_and_inert():
+    from ci_checks.render import md_code, md_text
+
+    assert md_code("a`b``c") == "```a`b``c```"
+    assert md_code("`x`") == "`` `x` ``"
+    assert md_code("a|b", table=True) == "`a\\|b`"
+    assert md_code("x" * 100, limit=20) == "`" + "x" * 13 + "…" + "x" * 6 + "`"
+    assert md_text("@octocat #1 <b>") == "@\u2060octocat \\#\u20601 \\<b\\>"
+    assert md_text("https://x.example www.x.example") == "https:\u2060//x.example www\u2060.x.example"
+    assert md_text("a\nb") == "a\\\\nb"

@@ -11,7 +11,9 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +31,14 @@ BAD_WORKFLOWS = sorted((BAD / "workflows").glob("*.yml"))
 BAD_ACTIONS = sorted((BAD / "actions").glob("*/action.yml"))
 HOOK = ROOT / "scripts" / "runner-pre-job-hook.sh"
 
-# The only write permission a job may hold, and where: the report job posts the sticky comment, and a caller of
-# ml-ci.yml must grant it so that the report job can have it.
-WRITE_ALLOWED = {"pull-requests"}
+# The only write permissions a job may hold: (workflow file, job) -> scopes. A job that calls report.yml may grant
+# it pull-requests: write (GitHub checks that a caller grants what the called jobs ask for, when the run starts).
+WRITE_ALLOWED = {
+    ("report.yml", "report"): {"pull-requests"},  # post the one sticky comment
+    ("release.yml", "publish"): {"id-token"},  # trusted publishing to PyPI
+    ("release.yml", "github-release"): {"contents"},  # create the GitHub release of the tag
+}
+WRITE_ALLOWED_TO_CALLERS = {"report.yml": {"pull-requests"}}
 CHECKOUT_MIN_VERSION = (7, 0, 0)  # the first release that refuses fork checkouts in pull_request_target/workflow_run
 ENV_NAME_EXCEPTIONS = {"REPO_TOKEN"}  # CML reads its token from this name
 # Deprecated aliases kept for one release (removed in v0.2.0): old name -> the one it forwards to.
@@ -283,13 +290,14 @@ def rule_job_permissions_with_reason(path: Path, doc: dict[Any, Any]) -> list[st
 def rule_write_permissions_allowlist(path: Path, doc: dict[Any, Any]) -> list[str]:
     problems = []
     for job_id, job in jobs(doc).items():
+        allowed = set(WRITE_ALLOWED.get((path.name, job_id), set()))
+        called = str(job.get("uses", "")).rpartition("/")[2].partition("@")[0]
+        allowed |= WRITE_ALLOWED_TO_CALLERS.get(called, set())
         for scope, level in (job.get("permissions") or {}).items() if isinstance(job.get("permissions"), dict) else ():
-            if level == "write" and not (
-                scope in WRITE_ALLOWED and (job_id == "report" or str(job.get("uses", "")).endswith("/ml-ci.yml"))
-            ):
+            if level == "write" and scope not in allowed:
                 problems.append(
-                    f"job {job_id}: {scope}: write is not allowed (only pull-requests: write, in the "
-                    "report job and its callers)"
+                    f"job {job_id}: {scope}: write is not allowed here (only: report.yml's report job and its "
+                    "callers, pull-requests; release.yml's publish, id-token, and github-release, contents)"
                 )
     return problems
 
@@ -584,7 +592,9 @@ def test_ci_calls_every_reusable_workflow_and_every_action():
     assert reusable - set(DEPRECATED_WORKFLOWS) <= called
     assert not called & set(DEPRECATED_WORKFLOWS), "call the new names"
     ci = {u for _, u in _uses(WORKFLOWS[0].parent / "ci.yml", load(WORKFLOWS[0].parent / "ci.yml"))}
-    assert {f"$/.github/workflows/{w}" for w in ("ml-ci.yml", "lint.yml", "pytest.yml", "rerun.yml")} <= ci
+    assert {
+        f"$/.github/workflows/{w}" for w in ("ml-ci.yml", "lint.yml", "pytest.yml", "report.yml", "rerun.yml")
+    } <= ci
     actions = {u.removeprefix("$/actions/") for u in used if u.startswith("$/actions/")}
     assert actions == {p.parent.name for p in ACTIONS} - set(DEPRECATED_ACTIONS)
 
@@ -615,6 +625,44 @@ def test_concurrency_groups_and_artifact_names_are_unique():
         if str(step.get("uses", "")).startswith("actions/upload-artifact@")
     ]
     assert len(set(artifacts)) == len(artifacts), artifacts
+
+
+@pytest.mark.parametrize("path", [p for p in WORKFLOWS if "workflow_call" in triggers(load(p))], ids=lambda p: p.name)
+def test_each_call_has_its_own_artifacts_and_concurrency_group(path):
+    """Two calls of one reusable workflow in a run differ in artifact-prefix (or project folder, or tiers): their
+    artifacts, downloads and concurrency groups must then differ too, or they overwrite or cancel each other."""
+    doc = load(path)
+    inputs = triggers(doc)["workflow_call"].get("inputs") or {}
+    group = doc["concurrency"]["group"]
+    for name in ("artifact-prefix", "working-directory", "tiers"):
+        if name in inputs:
+            assert f"inputs.{name}" in group, f"{path.name}: the concurrency group lacks {name}"
+    for _, step in steps_of(path, doc):
+        uses = str(step.get("uses", ""))
+        if uses.startswith(("actions/upload-artifact@", "actions/download-artifact@")):
+            name = (step.get("with") or {}).get("name") or (step.get("with") or {}).get("pattern")
+            assert str(name).startswith("${{ inputs.artifact-prefix }}-"), (path.name, name)
+            # A pattern matches other calls' artifacts (prefix "ci-checks" matches "ci-checks-self-..."): exact
+            # names only, but for the rerun matrix, whose names end in a job index.
+            if "pattern" in (step.get("with") or {}):
+                assert name == "${{ inputs.artifact-prefix }}-rerun-*", (path.name, name)
+
+
+def _group(path: Path, github: dict[str, Any], **inputs: str) -> str:
+    from _github_actions import interpolate
+
+    doc = load(path)
+    defaults = {k: v.get("default", "") for k, v in triggers(doc)["workflow_call"]["inputs"].items()}
+    return interpolate(doc["concurrency"]["group"], {"github": github, "inputs": Strict("inputs", defaults | inputs)})
+
+
+def test_two_calls_of_ml_ci_do_not_cancel_each_other():
+    path, github = ROOT / ".github" / "workflows" / "ml-ci.yml", {**_scenario("push"), "workflow": "ML CI"}
+    default = _group(path, github)
+    assert _group(path, github, **{"artifact-prefix": "gpu"}) != default
+    assert _group(path, github, tiers='["rerun"]') != default, "a CPU call and a GPU call of one project"
+    assert _group(path, github, **{"working-directory": "other"}) != default
+    assert _group(path, github) == default, "the next push's run of the same call cancels this one"
 
 
 def _called_permissions(doc: dict[str, Any]) -> dict[str, str]:
@@ -677,19 +725,71 @@ def test_ci_has_a_case_that_must_fail():
     assert "steps.buggy.outcome" in json.dumps(job["steps"][-1]["env"])
 
 
-def test_the_report_job_alone_may_comment_and_never_on_fork_pull_requests():
-    ml_ci = jobs(load(ROOT / ".github" / "workflows" / "ml-ci.yml"))
-    assert ml_ci["report"]["permissions"] == {"contents": "read", "pull-requests": "write"}
-    step = next(s for s in ml_ci["report"]["steps"] if s.get("id") == "report")
-    comment = step["with"]["comment"].strip().removeprefix("${{").removesuffix("}}")
+def _permissions_needed(path: Path) -> dict[str, str]:
+    """What a caller of this reusable workflow must grant: the union over its jobs and, through `uses:`, over the
+    jobs of the workflows it calls. GitHub checks it when the run starts, whatever the jobs' `if:` say."""
+    union: dict[str, str] = {}
+    doc = load(path)
+    for job in jobs(doc).values():
+        if str(job.get("uses", "")).startswith("$/.github/workflows/"):
+            wanted = _permissions_needed(ROOT / job["uses"].removeprefix("$/"))
+            granted = job.get("permissions") or {}
+            for scope, level in wanted.items():
+                assert _LEVEL[granted.get(scope, "none")] >= _LEVEL[level], (path.name, job["uses"], scope)
+        for scope, level in (job.get("permissions") or doc.get("permissions") or {}).items():
+            union[scope] = max(level, union.get(scope, "none"), key=_LEVEL.__getitem__)
+    return union
+
+
+_LEVEL = {"none": 0, "read": 1, "write": 2}
+
+
+def test_ml_ci_needs_only_contents_read():
+    """A caller can keep every token of its run read-only: commenting lives in report.yml."""
+    assert _permissions_needed(ROOT / ".github" / "workflows" / "ml-ci.yml") == {"contents": "read"}
+    assert _permissions_needed(ROOT / ".github" / "workflows" / "report.yml") == {
+        "contents": "read",
+        "pull-requests": "write",
+    }
+
+
+def test_report_yml_comments_only_on_same_repository_pull_requests():
+    job = jobs(load(ROOT / ".github" / "workflows" / "report.yml"))["report"]
+    status = {"success": True, "failure": False, "always": True, "cancelled": False}
+    inputs = Strict("inputs", {"comment": "builtin"})
+    for github, runs in (
+        (_scenario("pull_request"), True),
+        (_scenario("pull_request", event=FORK_PR), False),
+        (_scenario("push"), False),
+        (_scenario("pull_request_target", event=FORK_PR), False),
+    ):
+        assert condition(job["if"], {"github": github, "inputs": inputs}, status) is runs, github["event_name"]
+
+
+def test_a_fork_pull_request_does_not_pull_dvc_data():
+    """A fork's pull request has no secrets: ml-ci.yml skips `dvc pull` for it and says so, instead of failing."""
     from _github_actions import evaluate
 
-    inputs = Strict("inputs", {"comment": "builtin"})
-    fork = _scenario("pull_request", event=FORK_PR)
-    same = _scenario("pull_request")
-    assert evaluate(comment, {"github": fork, "inputs": inputs}) == "none"
-    assert evaluate(comment, {"github": _scenario("push"), "inputs": inputs}) == "none"
-    assert evaluate(comment, {"github": same, "inputs": inputs}) == "builtin"
+    doc = load(ROOT / ".github" / "workflows" / "ml-ci.yml")
+    fork_flag = doc["env"]["CI_CHECKS_FORK_PR"].strip().removeprefix("${{").removesuffix("}}")
+    for job_id in ("train-check", "compare"):
+        steps = jobs(doc)[job_id]["steps"]
+        setup = next(s for s in steps if s.get("uses") == "$/actions/setup")
+        notice = next(s for s in steps if "DVC data is not pulled" in s.get("name", ""))
+        pull = setup["with"]["dvc-pull"].strip().removeprefix("${{").removesuffix("}}")
+        for github, fork in ((_scenario("pull_request", event=FORK_PR), True), (_scenario("pull_request"), False)):
+            env = {"CI_CHECKS_FORK_PR": "true" if evaluate(fork_flag, {"github": github}) else "false"}
+            assert (env["CI_CHECKS_FORK_PR"] == "true") is fork
+            contexts = {"github": github, "env": env, "inputs": Strict("inputs", {"dvc-pull": True})}
+            assert evaluate(pull, contexts) is (not fork), (job_id, fork)
+            assert (
+                condition(
+                    notice["if"], contexts, {"success": True, "failure": False, "always": True, "cancelled": False}
+                )
+                is fork
+            )
+            contexts["inputs"] = Strict("inputs", {"dvc-pull": False})
+            assert evaluate(pull, contexts) is False
 
 
 # ---------------------------------------------------------------- the runner pre-job hook
@@ -730,11 +830,61 @@ MAIN_PUSH = {"repository": {"default_branch": "main"}}
         ),
         pytest.param(
             "pull_request",
-            {"pull_request": {"head": {"repo": {"full_name": "Owner/Repo", "fork": True}}}},
+            {
+                "pull_request": {
+                    "head": {"repo": {"full_name": "Owner/Repo", "fork": True, "id": 7}},
+                    "base": {"repo": {"full_name": "owner/repo", "fork": True, "id": 7}},
+                }
+            },
+            {},
+            True,
+            "",
+            id="same-repo-pr-in-a-repository-that-is-a-fork",
+        ),
+        pytest.param(
+            "pull_request",
+            {
+                "pull_request": {
+                    "head": {"repo": {"full_name": "owner/repo", "id": 8}},
+                    "base": {"repo": {"full_name": "owner/repo", "id": 7}},
+                }
+            },
             {},
             False,
-            "fork",
-            id="fork-flag",
+            "fork owner/repo",
+            id="same-name-other-repository-id",
+        ),
+        pytest.param(
+            "release",
+            {},
+            {"CI_CHECKS_ALLOWED_EVENTS": "push release"},
+            False,
+            "event 'release' has no rule in this hook",
+            id="unknown-event-fails-closed",
+        ),
+        pytest.param(
+            "pull_request_target",
+            SAME_PR,
+            {"CI_CHECKS_ALLOWED_EVENTS": "pull_request_target"},
+            False,
+            "pull_request_target can be triggered by anyone",
+            id="pull-request-target-even-when-allowed",
+        ),
+        pytest.param(
+            "merge_group",
+            {"merge_group": {"base_ref": "refs/heads/main"}, **MAIN_PUSH},
+            {"CI_CHECKS_ALLOWED_EVENTS": "merge_group", "GITHUB_REF": "refs/heads/gh-readonly-queue/main/pr-1-abc"},
+            True,
+            "",
+            id="merge-queue-of-the-default-branch",
+        ),
+        pytest.param(
+            "merge_group",
+            {"merge_group": {"base_ref": "refs/heads/dev"}, **MAIN_PUSH},
+            {"CI_CHECKS_ALLOWED_EVENTS": "merge_group"},
+            False,
+            "merge queue of refs/heads/dev",
+            id="merge-queue-of-another-branch",
         ),
         pytest.param("pull_request_target", SAME_PR, {}, False, "not allowed", id="pull-request-target"),
         pytest.param("issue_comment", {}, {}, False, "not allowed", id="issue-comment"),
@@ -798,6 +948,97 @@ def test_runner_pre_job_hook_passes_shellcheck():
     assert done.returncode == 0, done.stdout
 
 
+# ---------------------------------------------------------------- the GPU environment's protection
+
+
+class _Environments(BaseHTTPRequestHandler):
+    """GET /repos/owner/repo/environments/NAME, answering from `answers`: name -> (status, body)."""
+
+    answers: dict[str, tuple[int, Any]] = {}
+    seen: list[tuple[str, str | None]] = []
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.seen.append((self.path, self.headers.get("Authorization")))
+        status, body = self.answers.get(self.path.rsplit("/", 1)[-1], (404, {"message": "Not Found"}))
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+REVIEWERS = {"type": "required_reviewers", "reviewers": [{"type": "User", "reviewer": {"login": "alice"}}]}
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        pytest.param("gpu", "the environment 'gpu' has required reviewers", id="protected"),
+        pytest.param(
+            "bare",
+            "::warning title=ci-checks rerun::the environment 'bare' has no required reviewers",
+            id="created-on-first-use",
+        ),
+        pytest.param(
+            "branch-only",
+            "::warning title=ci-checks rerun::the environment 'branch-only' has no required reviewers",
+            id="only-a-branch-policy",
+        ),
+        pytest.param(
+            "private",
+            "::notice title=ci-checks rerun::could not read the protection rules of the environment 'private'",
+            id="unreadable",
+        ),
+    ],
+)
+def test_the_rerun_job_warns_when_its_environment_has_no_reviewers(tmp_path, environment, expected):
+    step = next(
+        s
+        for s in jobs(load(ROOT / ".github" / "workflows" / "rerun.yml"))["rerun"]["steps"]
+        if s.get("name") == "Check that the environment has required reviewers"
+    )
+    assert step["shell"] == "python" and set(step["env"]) == {
+        "CI_CHECKS_ENVIRONMENT",
+        "CI_CHECKS_REPOSITORY",
+        "CI_CHECKS_API_URL",
+        "CI_CHECKS_TOKEN",
+    }
+    _Environments.answers = {
+        "gpu": (200, {"name": "gpu", "protection_rules": [{"type": "branch_policy"}, REVIEWERS]}),
+        "bare": (200, {"name": "bare", "protection_rules": []}),
+        "branch-only": (200, {"name": "branch-only", "protection_rules": [{"type": "branch_policy"}]}),
+        "private": (403, {"message": "Resource not accessible by integration"}),
+    }
+    _Environments.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Environments)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    script = tmp_path / "step.py"
+    script.write_text(step["run"])
+    try:
+        done = subprocess.run(
+            [sys.executable, str(script)],
+            env={
+                "PATH": os.environ["PATH"],
+                "CI_CHECKS_ENVIRONMENT": environment,
+                "CI_CHECKS_REPOSITORY": "owner/repo",
+                "CI_CHECKS_API_URL": f"http://127.0.0.1:{server.server_port}",
+                "CI_CHECKS_TOKEN": "t0ken",
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        server.shutdown()
+    assert done.returncode == 0, done.stderr  # a warning, never a failed job
+    assert expected in done.stdout
+    assert _Environments.seen == [(f"/repos/owner/repo/environments/{environment}", "Bearer t0ken")]
+
+
 # ---------------------------------------------------------------- the integration docs
 
 
@@ -844,18 +1085,94 @@ def test_docs_list_every_deprecated_name():
         assert re.search(rf"^\| `{prefix}{old}` \| .*`{prefix}{new}`", section, re.M), old
 
 
-@pytest.mark.parametrize("path", [ROOT / "README.md", DOCS], ids=["README", "workflows"])
-def test_docs_copy_paste_workflow_is_valid(path, tmp_path):
-    block = re.search(r"```yaml\n(name: ML CI\n.*?)```", path.read_text(), re.S)
-    assert block, "the one-block example is missing"
-    workflow = tmp_path / "ml-ci-caller.yml"
-    workflow.write_text(block.group(1))
+def _caller_problems(workflow: Path, tmp_path: Path) -> dict[str, Any]:
+    """Check a workflow that calls the kit's reusable workflows as a user's repository would; return its jobs."""
     doc = load(workflow)
     assert doc["permissions"] == {} and "pull_request_target" not in triggers(doc)
-    assert rule_job_permissions_with_reason(workflow, doc) == []
+    # A user pins the kit by tag or by SHA (their choice, see security.md); every other house rule holds.
+    assert violations(workflow, {k: v for k, v in WORKFLOW_RULES.items() if k != "sha-pinned"}) == {}
     done = run_tool(tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(workflow))
     assert done.returncode == 0, done.stdout
-    inputs = triggers(load(ROOT / ".github" / "workflows" / "ml-ci.yml"))["workflow_call"]["inputs"]
-    assert set(doc["jobs"]["ml-ci"].get("with") or {}) <= set(inputs)
-    tiers = json.loads((doc["jobs"]["ml-ci"].get("with") or {}).get("tiers", inputs["tiers"]["default"]))
-    assert set(tiers) <= {j for j in jobs(load(ROOT / ".github" / "workflows" / "ml-ci.yml")) if j != "passed"}
+    for job_id, job in jobs(doc).items():
+        m = re.fullmatch(r"OWNER/ci-checks/(\.github/workflows/[\w-]+\.yml)@v[\d.]+", job["uses"])
+        assert m, (job_id, job["uses"])
+        called = ROOT / m.group(1)
+        granted = job.get("permissions") or {}
+        for scope, level in _permissions_needed(called).items():
+            assert _LEVEL[granted.get(scope, "none")] >= _LEVEL[level], f"{job_id} must grant {scope}: {level}"
+        inputs = triggers(load(called))["workflow_call"].get("inputs") or {}
+        assert set(job.get("with") or {}) <= set(inputs), job_id
+        if "tiers" in (job.get("with") or {}):
+            tiers = set(json.loads(job["with"]["tiers"]))
+            assert tiers <= {j for j in jobs(load(called)) if j != "passed"}
+    return jobs(doc)
+
+
+def test_the_readme_workflow_is_what_init_writes(tmp_path):
+    """The README's snippet is `ci-checks init`'s workflow for the tag in pyproject.toml: one text, two places."""
+    from ci_checks import __version__
+    from ci_checks.commands.init import Pin, workflow_text
+
+    text = workflow_text(Pin("OWNER/ci-checks", f"v{__version__}", __version__), branch="main")
+    block = re.search(r"```yaml\n(# ci-checks: lint, tests.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert block and block.group(1) == text, "README.md's workflow differs from ci-checks init's"
+    workflow = tmp_path / "ml-ci.yml"
+    workflow.write_text(text)
+    assert set(_caller_problems(workflow, tmp_path)) == {"ml-ci", "report"}
+
+
+def test_init_pinned_by_sha_passes_the_strict_pin_rule(tmp_path):
+    from ci_checks.commands.init import Pin, workflow_text
+
+    workflow = tmp_path / "ml-ci.yml"
+    workflow.write_text(workflow_text(Pin("OWNER/ci-checks", "ab" * 20, "0.1.0"), branch="main"))
+    assert rule_sha_pinned(workflow, load(workflow)) == []
+    workflow.write_text(workflow_text(Pin("OWNER/ci-checks", "v0.1.0", "0.1.0"), branch="main"))
+    assert len(rule_sha_pinned(workflow, load(workflow))) == 2
+
+
+def test_the_docs_workflow_is_valid(tmp_path):
+    block = re.search(r"```yaml\n(# ci-checks: lint, tests.*?)```", DOCS.read_text(), re.S)
+    assert block, "the one-block example is missing from docs/workflows.md"
+    workflow = tmp_path / "ml-ci.yml"
+    workflow.write_text(block.group(1))
+    assert set(_caller_problems(workflow, tmp_path)) == {"ml-ci", "report"}
+
+
+def test_the_caller_check_fires_when_a_caller_grants_too_little(tmp_path):
+    from ci_checks.commands.init import Pin, workflow_text
+
+    text = workflow_text(Pin("OWNER/ci-checks", "v0.1.0", "0.1.0"), branch="main")
+    workflow = tmp_path / "ml-ci.yml"
+    workflow.write_text(text.replace("      pull-requests: write # create or update the one sticky comment\n", ""))
+    with pytest.raises(AssertionError, match="report must grant pull-requests: write"):
+        _caller_problems(workflow, tmp_path)
+
+
+def _workflow_docs() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("workflow_docs", ROOT / "scripts" / "workflow_docs.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_docs_tables_are_generated_from_the_yaml():
+    """docs/workflows.md's tables are scripts/workflow_docs.py's output: run it after changing an input."""
+    docs = _workflow_docs()
+    page = DOCS.read_text()
+    assert docs.render(page) == page, "docs/workflows.md is out of date: python scripts/workflow_docs.py"
+    assert docs.main(["--check"]) == 0
+
+
+def test_the_docs_table_check_fires_on_a_changed_description(tmp_path):
+    docs = _workflow_docs()
+    for folder in (".github/workflows", "actions/setup"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    setup = tmp_path / "actions" / "setup" / "action.yml"
+    setup.write_text(setup.read_text().replace("Package-manager cache", "The package-manager cache"))
+    page = DOCS.read_text()
+    assert docs.render(page, tmp_path) != page
+    assert "| `cache` | `pip` | The package-manager cache" in docs.render(page, tmp_path)

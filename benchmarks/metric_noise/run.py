@@ -1,13 +1,22 @@
-"""Metric noise: how often a policy cries wolf on seed-to-seed noise, and how often it catches a real regression.
+"""Metric noise: how often compare cries wolf on seed-to-seed noise, and how often it catches a real regression.
 
-Simulates an accuracy of 0.90 measured with seed noise (sigma 0.5 points, 5 seeds per side), then decides
-"regressed or not" with ci-checks' own verdict code (ci_checks.compare.decide, the function the command uses)
-and with a fixed-ratio threshold like github-action-benchmark's alert-threshold. Prints the false-alarm rate
-when nothing changed and the detection rate for true regressions of 1, 2 and 4 sigma, then the same policies on
-a metric twice as noisy (the thresholds do not know that). Last, times `ci-checks compare` on a temporary git
-repository with 200 metrics, with DVC's own start-up measured separately.
+1. One metric: an accuracy of 0.90 measured with seed noise (sigma 0.5 points, 5 seeds per side), decided with
+   ci-checks' own verdict code (ci_checks.compare.decide) and with a fixed-ratio threshold like
+   github-action-benchmark's alert-threshold: false alarms, and detection of true regressions of 1, 2, 4 sigma.
+2. One pull request: with 1, 10, 100 and 500 metrics and no real change, how often the pull request fails, with
+   the per-pull-request error control (Holm across the gating metrics) and without it (correction = "none", each
+   metric alone, as ci-checks 0.1 did) in the same run; and how often anything is flagged at all.
+3. Declared vs undeclared: 100 metrics, one of which truly regresses by 2 sigma; how often the pull request fails
+   when that metric is declared (required = true), when nothing is declared, and when another one is.
+4. A diverged seed: one seed 10 sigma off; how often it is flagged, and what the verdict says.
+5. The direction vocabulary: names and the direction each is given, against ci-checks 0.1's guess.
+6. Timing: `ci-checks compare` + `ci-checks report` on a temporary git repository with 500 metrics, against a
+   baseline in the same run (reading the same files from git and the working tree, and diffing every key), and
+   DVC's own start-up measured separately.
 
-    python benchmarks/metric_noise/run.py [--trials 4000] [--seed 0]
+The simulations call the functions compare itself runs (ci_checks.compare.gate: assess, choose_gating, correct).
+
+    python benchmarks/metric_noise/run.py [--trials 4000] [--seed 0] [--metrics 500] [--skip-timing]
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import json
 import math
 import os
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -27,6 +37,10 @@ from collections.abc import Callable, Sequence
 from contextlib import redirect_stderr, redirect_stdout
 
 from ci_checks.compare import Policy, compare, decide, policy_for
+from ci_checks.compare.files import Metric
+from ci_checks.compare.gate import Assessment, assess, choose_gating, correct
+from ci_checks.compare.policy import guess_direction
+from ci_checks.results import Verdict
 
 MEAN = 0.90
 SIGMA = 0.005  # 0.5 accuracy points
@@ -116,6 +130,162 @@ def simulate(trials: int, seed: int) -> None:
     )
 
 
+# ---------------------------------------------------------------- one pull request, many metrics
+
+
+def _pull_request(
+    rng: random.Random,
+    n: int,
+    *,
+    policies: dict[str, dict[str, object]] | None = None,
+    shift: dict[int, float] | None = None,
+    diverged: dict[int, float] | None = None,
+    sigma: float = SIGMA,
+) -> list[Assessment]:
+    """n accuracy-like metrics of one pull request, 5 seeds per side, assessed as compare assesses them.
+
+    shift: metric index -> true change of its mean, in sigma; diverged: metric index -> offset of its first PR seed.
+    """
+    out = []
+    for i in range(n):
+        name = f"metrics/eval.json:task{i}.accuracy"
+        base = [rng.gauss(MEAN, sigma) for _ in range(SEEDS)]
+        head = [rng.gauss(MEAN - (shift or {}).get(i, 0.0) * sigma, sigma) for _ in range(SEEDS)]
+        if diverged and i in diverged:
+            head[0] -= diverged[i] * sigma
+        policy = policy_for(name, policies or {})
+        out.append(assess(name, Metric(name, "m", base), Metric(name, "m", head), policy, first_run=False))
+    return out
+
+
+def _fails(assessments: list[Assessment], *, gate: str = "auto", correction: str = "holm") -> bool:
+    """Whether compare fails the pull request: a gating metric regressed (what compare turns into an error)."""
+    choose_gating(assessments, gate)
+    correct(assessments, correction)
+    return any(a.gating and a.verdict is Verdict.REGRESSED for a in assessments)
+
+
+QUIET = (Verdict.WITHIN_NOISE, Verdict.UNCHANGED)
+
+
+def per_pull_request(trials: int, seed: int) -> None:
+    print(
+        f"\none pull request, no real change: accuracy-like metrics, sigma {SIGMA * 100:.1f} points, {SEEDS} seeds "
+        "per side, default policy (nothing declared: every metric gates)"
+    )
+    print(
+        f"{'metrics':>7} {'trials':>6} {'fails (Holm, default)':>22} {'fails (correction none)':>24} "
+        f"{'anything flagged':>17} {'diverged-seed flag':>19}"
+    )
+    for n in (1, 10, 100, 500):
+        count = max(100, min(trials, 100_000 // n))
+        rng = random.Random(seed * 7919 + n)
+        holm_fails = none_fails = flagged = diverged = 0
+        for _ in range(count):
+            prs = _pull_request(rng, n)
+            none_fails += _fails(prs, correction="none")
+            holm_fails += _fails(prs)
+            flagged += any(a.verdict not in QUIET for a in prs)
+            diverged += any(a.diverged is not None for a in prs)
+        print(
+            f"{n:>7} {count:>6} {holm_fails / count:>22.1%} {none_fails / count:>24.1%} {flagged / count:>17.1%} "
+            f"{diverged / count:>19.1%}"
+        )
+    print(
+        "(fails: the pull request's exit code is 1; flagged: any metric shown as improved, regressed or changed "
+        "(Benjamini-Hochberg); target: fails <= 5% for every row)"
+    )
+
+
+def declared_vs_undeclared(trials: int, seed: int) -> None:
+    n, shift = 100, 2.0
+    count = max(100, trials // 10)
+    target = "metrics/eval.json:task0.accuracy"
+    configs: list[tuple[str, int, dict[str, dict[str, object]], str, str]] = [
+        ("a lone metric (ci-checks 0.1 and now)", 1, {}, "auto", "holm"),
+        ("it is declared (required = true), 99 are not", n, {target: {"required": True}}, "auto", "holm"),
+        (
+            "it and 4 others are declared, 95 are not",
+            n,
+            {f"metrics/eval.json:task{i}.accuracy": {"required": True} for i in range(5)},
+            "auto",
+            "holm",
+        ),
+        ("nothing is declared: all 100 gate", n, {}, "auto", "holm"),
+        (
+            "another metric is declared, it is not",
+            n,
+            {"metrics/eval.json:task1.accuracy": {"required": True}},
+            "auto",
+            "holm",
+        ),
+        ("nothing declared, correction = none (0.1)", n, {}, "auto", "none"),
+    ]
+    print(
+        f"\ndeclared vs undeclared: {n} metrics, one regresses by {shift:g} sigma ({SEEDS} seeds per side); "
+        f"{count} pull requests per cell"
+    )
+    print(f"{'when the regressing metric...':<48} {'PR fails':>9} {'flagged':>8} {'false failures':>15}")
+    for label, m, policies, gate, correction in configs:
+        rng = random.Random(seed * 104729 + m + len(policies))
+        caught = flagged = false = 0
+        for _ in range(count):
+            prs = _pull_request(rng, m, policies=policies, shift={0: shift})
+            caught += _fails(prs, gate=gate, correction=correction)
+            flagged += prs[0].verdict is Verdict.REGRESSED
+            false += _fails(_pull_request(rng, m, policies=policies), gate=gate, correction=correction)
+        print(f"{label:<48} {caught / count:>9.1%} {flagged / count:>8.1%} {false / count:>15.1%}")
+    print(
+        "(PR fails: detection; flagged: the metric is shown as regressed, report-only or not; false failures: the "
+        "same set-up with no real change)"
+    )
+
+
+def diverged_seed(trials: int, seed: int) -> None:
+    count = max(100, trials // 10)
+    print(f"\none diverged seed: the first PR seed of one metric is 10 sigma low; {count} pull requests per row")
+    print(f"{'metrics':>7} {'flagged':>8} {'its verdict: within noise':>26} {'regressed':>10}")
+    for n in (1, 100):
+        rng = random.Random(seed * 31 + n)
+        flagged = noise = regressed = 0
+        for _ in range(count):
+            prs = _pull_request(rng, n, diverged={0: 10.0})
+            _fails(prs)
+            flagged += prs[0].diverged is not None
+            noise += prs[0].verdict is Verdict.WITHIN_NOISE
+            regressed += prs[0].verdict is Verdict.REGRESSED
+        print(f"{n:>7} {flagged / count:>8.1%} {noise / count:>26.1%} {regressed / count:>10.1%}")
+
+
+# ci-checks 0.1 guessed "lower is better" from this pattern and "higher" for every other name.
+OLD_LOWER = re.compile(r"loss|error|perplexity|latency|(?:^|[^a-z])(?:mse|mae|rmse|time|ppl|err)(?:$|[^a-z])")
+VOCABULARY = {
+    "lower": """wer cer nll fid bpd runtime train_seconds eval_ms mape kl_divergence peak_memory_mb val_loss
+        top1_err error_rate perplexity rmse latency_p99_ms gpuMemoryMiB model_size_mb ece brier_score""".split(),
+    "higher": """accuracy val/acc f1 top1 top5_acc mAP mIoU dice bleu rouge_l auroc r2 psnr ssim
+        tokens_per_sec samples_per_second throughput reward success_rate""".split(),
+    "unknown": "time_to_accuracy num_params epochs foo per_class_cat".split(),
+}
+
+
+def vocabulary() -> None:
+    print(
+        "\nthe direction vocabulary: the direction each name is given (unknown: changes are 'changed', never improved)"
+    )
+    print(f"{'name':<22} {'expected':>9} {'ci-checks 0.1':>14} {'now':>8}")
+    old_right = new_right = total = 0
+    for expected, names in VOCABULARY.items():
+        for name in names:
+            key = name.lower()
+            old = "lower" if OLD_LOWER.search(key) else "higher"
+            new = guess_direction(f"m.json:{name}")
+            old_right += old == expected
+            new_right += new == expected
+            total += 1
+            print(f"{name:<22} {expected:>9} {old:>14} {new:>8}")
+    print(f"(right: ci-checks 0.1 {old_right}/{total}, now {new_right}/{total}; 0.1 could not say 'unknown')")
+
+
 # ---------------------------------------------------------------- timing
 
 
@@ -176,6 +346,31 @@ def _seconds(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
     return first, statistics.median(later)
 
 
+def _naive_diff(root: str) -> int:
+    """The baseline: read every metrics file on both sides (git show, the working tree), flatten, subtract."""
+    changed = 0
+    for i in range(4):
+        path = f"metrics/part{i}.json"
+        old = json.loads(subprocess.run(["git", "show", f"main:{path}"], cwd=root, capture_output=True).stdout)
+        with open(os.path.join(root, path)) as fh:
+            new = json.load(fh)
+        flat_old, flat_new = dict(_flat(old)), dict(_flat(new))
+        for key, value in flat_new.items():
+            before = flat_old.get(key)
+            a = statistics.fmean(before) if isinstance(before, list) else before
+            b = statistics.fmean(value) if isinstance(value, list) else value
+            changed += a is not None and b - a != 0
+    return changed
+
+
+def _flat(doc: dict[str, object], prefix: str = "") -> list[tuple[str, object]]:
+    out: list[tuple[str, object]] = []
+    for key, value in doc.items():
+        name = f"{prefix}.{key}" if prefix else key
+        out += _flat(value, name) if isinstance(value, dict) else [(name, value)]
+    return out
+
+
 def timing(n_metrics: int) -> None:
     env = {
         "GIT_AUTHOR_NAME": "bench",
@@ -204,32 +399,37 @@ def timing(n_metrics: int) -> None:
             f"median of 5 {median * 1000:.0f} ms"
         )
         out = os.path.join(tmp, "compare.json")
+        from ci_checks.main import main
         from ci_checks.render import render_json
 
         with open(out, "w") as fh:
             fh.write(render_json(report))
-        try:
-            from ci_checks.main import main
+        md = os.path.join(tmp, "report.md")
 
-            md = os.path.join(tmp, "report.md")
+        def run_report() -> int:
+            with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+                return main(["report", out, "--output", md])
 
-            def run_report() -> int:
-                with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
-                    return main(["report", out, "--output", md])
-
-            first, median = _seconds(run_report, 5)
-            print(
-                f"  report on its results, in-process: first {first * 1000:.0f} ms, median of 5 {median * 1000:.0f} ms"
-            )
-        except Exception as e:  # noqa: BLE001 - the report command is another module; time it when it works
-            print(f"  report: not timed ({type(e).__name__}: {e})")
-        cli = [sys.executable, "-m", "ci_checks", "compare", "--head-dir", root, "--quiet", "--output", out]
-        start = time.perf_counter()
-        subprocess.run(cli, capture_output=True, check=False)
+        first_report, median_report = _seconds(run_report, 5)
         print(
-            f"  ci-checks compare as a new process (Python start-up included): "
-            f"{(time.perf_counter() - start) * 1000:.0f} ms"
+            f"  report on its results, in-process: first {first_report * 1000:.0f} ms, median of 5 "
+            f"{median_report * 1000:.0f} ms ({os.path.getsize(md):,} characters of Markdown)"
         )
+        _, naive = _seconds(lambda: _naive_diff(root), 5)
+        print(
+            f"  baseline, the least any comparison does (git show + json.load of both sides, flatten, subtract): "
+            f"median of 5 {naive * 1000:.0f} ms; compare + report take {(median + median_report) / naive:.1f}x that"
+        )
+        for args in (["compare", "--head-dir", root, "--quiet", "--output", out], ["report", out, "--output", md]):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "ci_checks", *args], capture_output=True, check=False)
+            print(
+                f"  ci-checks {args[0]} as a new process (Python start-up included): "
+                f"{(time.perf_counter() - start) * 1000:.0f} ms"
+            )
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import ci_checks"], capture_output=True, check=False)
+        print(f"  a new Python process that only imports ci_checks: {(time.perf_counter() - start) * 1000:.0f} ms")
         dvc = [sys.executable, "-m", "dvc"]
         import importlib.util
 
@@ -258,12 +458,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--trials", type=int, default=4000, help="simulated comparisons per cell (default: 4000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--metrics", type=int, default=200, help="metrics in the timed repository (default: 200)")
-    parser.add_argument("--skip-timing", action="store_true", help="only the simulation")
+    parser.add_argument("--metrics", type=int, default=500, help="metrics in the timed repository (default: 500)")
+    parser.add_argument("--skip-timing", action="store_true", help="only the simulations")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     simulate(args.trials, args.seed)
-    print(f"(simulation: {time.perf_counter() - start:.0f} s)")
+    per_pull_request(args.trials, args.seed)
+    declared_vs_undeclared(args.trials, args.seed)
+    diverged_seed(args.trials, args.seed)
+    vocabulary()
+    print(f"(simulations: {time.perf_counter() - start:.0f} s)")
     if not args.skip_timing:
         timing(args.metrics)
     return 0

@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "rerun": "ci_checks.commands.rerun",
     "export-parity": "ci_checks.commands.export_parity",
     "golden": "ci_checks.commands.golden",
+    "init": "ci_checks.commands.init",
 }
 
 
@@ -86,16 +87,51 @@ def spec_ref(args: argparse.Namespace, config: dict[str, Any], path: str | None)
 
 
 def emit_results(report: Report, args: argparse.Namespace, config: dict[str, Any], *, output: str | None = None) -> int:
-    """Write the report in the chosen format (--format, else [tool.ci-checks] format) and return its exit code."""
+    """Write the report in the chosen format (--format, else [tool.ci-checks] format) and return its exit code.
+
+    The JSON results file is written atomically (a reader never sees half of it) and before anything else, so a
+    step that reads it after a crash of the rendering still finds this run's results.
+    """
+    import os
     import sys
 
-    from ci_checks.render import emit
+    from ci_checks._errors import UserError
+    from ci_checks.render import emit, render_json, render_text
 
     fmt = args.format or config.get("format", "text")
-    emit(report, fmt=fmt, output=output if output is not None else args.output, stream=sys.stdout)
+    output = output if output is not None else args.output
+    if output:
+        write_results(output, render_json(report))
+    try:
+        if fmt == "json" and output:
+            sys.stdout.write(render_text(report))  # the JSON went to the file; the log gets the text
+        else:
+            emit(report, fmt=fmt, output=None, stream=sys.stdout)
+        if fmt == "github" and output and os.environ.get("GITHUB_OUTPUT"):
+            with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as fh:
+                fh.write(f"results={output}\n")
+    except OSError as e:
+        where = e.filename or "GITHUB_STEP_SUMMARY/GITHUB_OUTPUT"
+        raise UserError(
+            f"{where}: cannot write the GitHub step summary or outputs ({e.strerror or e}); check the "
+            "GITHUB_STEP_SUMMARY and GITHUB_OUTPUT variables" + (f" (the results are in {output})" if output else "")
+        ) from None
     for error in report.subject.get("internal_errors", []):
         print(
             f"ci-checks: internal error: {error} (the other checks' results are above; please report it)",
             file=sys.stderr,
         )
     return report.exit_code
+
+
+def write_results(path: str, text: str) -> None:
+    """Write a results file atomically; a path that cannot be written is bad input."""
+    from ci_checks import _io
+    from ci_checks._errors import UserError
+
+    if any(c in path for c in "\r\n\0"):
+        raise UserError(f"{path!r}: a results path cannot hold a line break; choose another --output path")
+    try:
+        _io.write_text(path, text)
+    except OSError as e:
+        raise UserError(f"{path}: cannot write results ({e.strerror or e}); choose another --output path") from None

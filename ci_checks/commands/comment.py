@@ -3,6 +3,9 @@
 The comment ends with a hidden marker line, ``<!-- ci-checks:report id=MARKER -->``. Each run reads every page
 of the pull request's comments, takes the oldest one whose last line is that marker and whose author is the
 token's identity, and edits it (or leaves it alone when the body is the same); if there is none it creates one.
+Two runs that post at once can both find none and both create one: so after creating, the poster lists again,
+keeps the oldest of its own marked comments (updated with its body) and deletes the others, and every run deletes
+the duplicates an earlier race left behind. All posters keep the same (the oldest), so they never undo each other.
 The identity is ``--author`` when given, else the login GitHub reports for the token (``GET /user``: a personal
 access token), else ``github-actions[bot]`` inside GitHub Actions (the GITHUB_TOKEN cannot call ``/user``).
 Comments by anyone else are never edited, even when they carry the marker. (When no identity can be learned,
@@ -28,7 +31,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ci_checks._errors import EXIT_FINDINGS, EXIT_OK, UserError
 from ci_checks.github import (
@@ -151,20 +154,26 @@ def _post(
     client: Client, text: str, line: str, *, author: str | None, fallback_author: str | None, dry_run: bool
 ) -> Result:
     who = author or client.login() or fallback_author
-    existing = client.find(lambda body: _has_marker(body, line), who)
+
+    def ours() -> list[dict[str, Any]]:
+        return client.find_all(lambda body: _has_marker(body, line), who)
+
+    found = ours()
+    existing = found[0] if found else None
     maybe_created = False
     for attempt in range(client.attempts):
         if existing is not None:
             if _normalize(str(existing.get("body") or "")) == _normalize(text):
                 action = "created" if maybe_created else "unchanged"
-                return Result(action, comment_id(existing), existing.get("html_url"), who, dry_run)
+                result = Result(action, comment_id(existing), existing.get("html_url"), who, dry_run)
+                return result if dry_run else _drop_duplicates(client, found, result)
             if dry_run:
                 return Result("updated", comment_id(existing), existing.get("html_url"), who, dry_run)
             data = client.json(
                 "PATCH", f"/repos/{client.repo}/issues/comments/{comment_id(existing)}", {"body": text}, missing_ok=True
             )
             if data is not None:
-                return Result("updated", comment_id(data), data.get("html_url"), who)
+                return _drop_duplicates(client, found, Result("updated", comment_id(data), data.get("html_url"), who))
             existing = None  # deleted since it was listed: post a new one
         if dry_run:
             return Result("created", None, None, who, dry_run)
@@ -178,13 +187,46 @@ def _post(
             if attempt + 1 == client.attempts:
                 raise PostError(f"{e} (gave up after {client.attempts} attempts)") from None
             client.sleep(client.backoff(attempt))
-            existing = client.find(lambda body: _has_marker(body, line), who)
+            found = ours()
+            existing = found[0] if found else None
             maybe_created = True
             continue
         if data is None:  # pragma: no cover - only PATCH passes missing_ok
             raise PostError("GitHub answered the create request with 404")
-        return Result("created", comment_id(data), data.get("html_url"), who)
+        return _reconcile(client, text, ours, Result("created", comment_id(data), data.get("html_url"), who))
     raise PostError(f"could not post the comment on {client.repo}#{client.pr} in {client.attempts} attempts")
+
+
+def _drop_duplicates(client: Client, found: list[dict[str, Any]], result: Result) -> Result:
+    """Delete the marked comments of ours other than the one kept (left behind by an earlier race)."""
+    for duplicate in found:
+        if comment_id(duplicate) != result.id:
+            client.delete(comment_id(duplicate))
+    return result
+
+
+def _reconcile(client: Client, text: str, ours: Callable[[], list[dict[str, Any]]], created: Result) -> Result:
+    """After a create: if another poster created one too, keep the oldest of ours with this body, delete the rest.
+
+    Every poster keeps the oldest, so concurrent posters converge on one comment instead of deleting each
+    other's; the last to write decides its body.
+    """
+    for _ in range(client.attempts):
+        found = ours()
+        if len(found) <= 1 or comment_id(found[0]) == created.id:
+            return _drop_duplicates(client, found, created)
+        keep = found[0]
+        if _normalize(str(keep.get("body") or "")) != _normalize(text):
+            data = client.json(
+                "PATCH", f"/repos/{client.repo}/issues/comments/{comment_id(keep)}", {"body": text}, missing_ok=True
+            )
+            if data is None:
+                continue  # the oldest was deleted since it was listed: look again
+            keep = data
+        return _drop_duplicates(
+            client, found, Result("updated", comment_id(keep), keep.get("html_url"), created.author)
+        )
+    raise PostError(f"could not settle on one comment on {client.repo}#{client.pr} in {client.attempts} attempts")
 
 
 # ---------------------------------------------------------------- command line

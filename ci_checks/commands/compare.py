@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -32,9 +33,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fail-on",
         choices=FAIL_ON,
         default=None,
-        help="what fails the run: regressed (a required metric), missing (also a required metric "
-        "gone), any (any metric regressed, missing or invalid), never (default: [tool.ci-checks."
-        "compare] fail-on, else regressed)",
+        help="what fails the run: regressed (a gating metric regressed or is not a number), missing (also a "
+        "gating metric gone), any (any metric regressed, missing or invalid), never (default: [tool.ci-checks."
+        "compare] fail-on of the base revision, else regressed)",
+    )
+    parser.add_argument(
+        "--policy-from",
+        choices=("base", "head"),
+        default="base",
+        help="where the gate ([tool.ci-checks.compare] and [tool.ci-checks.metrics]) is read from: base (the base "
+        "revision's pyproject.toml, so a pull request cannot loosen its own gate; its changes apply after merge) "
+        "or head (the working tree's, e.g. to try a new policy locally) (default: base)",
     )
     parser.add_argument(
         "--base-results",
@@ -56,7 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ci_checks import config as _config
+    from ci_checks._errors import UserError
     from ci_checks.checks import default_settings
+    from ci_checks.render import plain
 
     config_path = args.config or _config.find_pyproject(args.head_dir)
     config = _config.load_config(config_path, defaults=default_settings())
@@ -64,21 +75,29 @@ def run(args: argparse.Namespace) -> int:
 
     def log(message: str) -> None:
         if not args.quiet:
-            print(f"ci-checks compare: {message}", file=sys.stderr)
+            # Metric names and paths come from the pull request: one line each, never a workflow command.
+            print(f"ci-checks compare: {plain(message)}", file=sys.stderr)
 
     from ci_checks.compare import compare  # the metric sources and statistics: only when the command runs
 
-    report = compare(
-        args.head_dir,
-        base=args.base,
-        settings=settings,
-        policies=config.get("metrics") or {},
-        fail_on=args.fail_on,
-        base_metrics_json=args.base_metrics_json,
-        base_results=args.base_results,
-        head_results=args.head_results,
-        log=log,
-    )
+    try:
+        report = compare(
+            args.head_dir,
+            base=args.base,
+            settings=settings,
+            policies=config.get("metrics") or {},
+            fail_on=args.fail_on,
+            base_metrics_json=args.base_metrics_json,
+            base_results=args.base_results,
+            head_results=args.head_results,
+            log=log,
+            # Without a pyproject.toml in the working tree the base's (one the pull request deleted) still judges.
+            config_path=os.path.abspath(config_path or os.path.join(args.head_dir, "pyproject.toml")),
+            policy_from=args.policy_from,
+        )
+    except UserError as e:
+        # The message may quote a file or metric name from the pull request: one line, never a workflow command.
+        raise UserError(plain(str(e))) from None
     return emit_results(report, args, config)
 
 

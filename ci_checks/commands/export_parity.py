@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ci_checks import _io
 from ci_checks._errors import UserError
 from ci_checks.commands import add_config_option, add_results_options, add_spec_option, emit_results
 from ci_checks.commands import project_config, spec_ref
@@ -55,8 +56,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import math
+
     config, path = project_config(args)
     spec = spec_ref(args, config, path)
+    for option, value in (("--atol", args.atol), ("--rtol", args.rtol)):
+        if not 0 <= value < math.inf:
+            raise UserError(f"{option} must be a finite number at least 0, got {value:g}")
+    if args.opset is not None and args.opset < 7:
+        raise UserError(f"--opset must be an ONNX opset of at least 7, got {args.opset}")
     report = export_parity(
         spec,
         weights=args.weights,
@@ -255,8 +263,15 @@ def export_parity(
     )
     export = CheckResult("onnx-export")
     report.checks.append(export)
+    # The export goes to a temporary file (next to --keep, so keeping it is an atomic rename), removed on every way
+    # out: an interrupted or failed export never leaves a half-written model where --keep points.
     if keep:
-        path = keep
+        if os.path.isdir(keep):
+            raise UserError(f"--keep {keep}: is a folder; pass a file name such as model.onnx")
+        try:
+            path = _io.stage(keep, suffix=".onnx")
+        except OSError as e:
+            raise UserError(f"--keep {keep}: cannot write there ({e.strerror}); pass another path") from None
     else:
         fd, path = tempfile.mkstemp(prefix="ci-checks-", suffix=".onnx")
         os.close(fd)
@@ -387,8 +402,10 @@ def export_parity(
         latency.summary = f"per batch of {n}: PyTorch {torch_ms:.3f} ms, onnxruntime {ort_ms:.3f} ms"
         if torch.cuda.is_available():
             report.checks.append(_cuda_parity(harness, model, call, example, atol, rtol))
+        if keep:
+            os.replace(path, keep)
     finally:
-        if not keep and os.path.exists(path):
+        if os.path.exists(path):
             os.remove(path)
     return report
 

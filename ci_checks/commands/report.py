@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import bisect
+import json
 import math
 import os
+import re
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ci_checks._errors import UserError
 from ci_checks.checks.memorization import NAME as MEMORIZATION
 from ci_checks.github import GITHUB_COMMENT_LIMIT
-from ci_checks.render import STATUS_ICONS
-from ci_checks.results import CheckResult, Kind, MetricComparison, Report, Verdict, load_report
+from ci_checks.render import STATUS_ICONS, md_code, md_text, plain
+from ci_checks.results import CheckResult, Finding, Kind, MetricComparison, Report, Verdict, load_report
 
 HELP = "merge results JSON files into one Markdown report (PR comment, step summary), with plots"
 MERMAID_POINTS = 60
+SPARK_POINTS = 24
+NAME_LIMIT = 72  # longer names are cut in tables and headlines; the full name is in "Full names"
+ALWAYS_SHOWN = 12  # with more metrics than this, those within noise or unchanged fold into a collapsed table
+PALETTE = ("#8c959f", "#0969da")  # main grey, PR blue: GitHub's own, apart in light and dark mode alike
 
 VERDICT_ICONS = {
     Verdict.IMPROVED: ":green_circle: improved",
@@ -26,6 +34,22 @@ VERDICT_ICONS = {
     Verdict.MISSING: ":warning: missing",
     Verdict.NEW: ":new: new",
     Verdict.INVALID: ":warning: invalid",
+    Verdict.CHANGED: ":large_blue_circle: changed",
+    Verdict.SKIPPED: ":fast_forward: skipped",
+}
+DIRECTION_SHOWN = {"higher": "\u2191", "lower": "\u2193", "unknown": "? unknown"}
+
+# What makes a report fail or warn, by the reason compare records on each finding: how the headline counts them.
+REASONS = {
+    "regressed": "metric(s) regressed",
+    "nonfinite": "metric(s) NaN or infinite",
+    "invalid": "metric(s) not a number",
+    "missing": "metric(s) missing",
+    "regressed-report-only": "report-only metric(s) regressed",
+    "diverged": "metric(s) with a diverged seed",
+    "direction-unknown": "metric(s) changed with no known direction",
+    "policy-changed": "change(s) to the compare policy (they apply after merge)",
+    "policy-source": "problem(s) with the base branch's policy",
 }
 
 
@@ -113,8 +137,6 @@ def _metrics(checks: Sequence[CheckResult]) -> list[tuple[CheckResult, MetricCom
 def _fmt(x: Any) -> str:
     if x is None:
         return "–"
-    if isinstance(x, str):
-        return x
     if isinstance(x, bool):
         return str(x)
     if isinstance(x, int):
@@ -124,10 +146,6 @@ def _fmt(x: Any) -> str:
             return str(x)
         return f"{x:.4g}"
     return str(x)
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _change(m: MetricComparison) -> str:
@@ -140,74 +158,227 @@ def _change(m: MetricComparison) -> str:
 
 
 def _evidence(m: MetricComparison) -> str:
-    if m.p_value is not None:
-        return f" (p={m.p_value:.2g})"
+    adjusted = f", adj. {m.p_adjusted:.2g}" if m.p_adjusted is not None else ""
+    if m.p_value is not None and m.verdict is not Verdict.UNCHANGED:
+        return f" (p={m.p_value:.2g}{adjusted})"
     if m.ci is not None:
-        return f" (95% CI {m.ci[0]:+.3g}..{m.ci[1]:+.3g})"
+        return f" (CI {m.ci[0]:+.3g}..{m.ci[1]:+.3g}{adjusted})"
     return ""
 
 
+def _verdict_cell(c: CheckResult, m: MetricComparison) -> str:
+    text = VERDICT_ICONS[m.verdict]
+    if m.verdict is Verdict.REGRESSED and not m.gating:
+        text = ":orange_circle: regressed (report-only)"
+    elif m.verdict is Verdict.CHANGED and m.direction == "unknown":
+        text += " (direction unknown)"
+    if any(f.details.get("reason") == "diverged" for f in c.findings):
+        text += ", :warning: diverged seed"
+    return text + _evidence(m)
+
+
+def _direction_cell(m: MetricComparison) -> str:
+    shown = DIRECTION_SHOWN.get(m.direction or "", "–")
+    return f"{shown} guessed" if m.direction_guessed and m.direction in ("higher", "lower") else shown
+
+
+# ---------------------------------------------------------------- the headline
+
+_INFERRED = {Verdict.REGRESSED: "regressed", Verdict.MISSING: "missing", Verdict.INVALID: "invalid"}
+
+
+def _groups(reports: Sequence[Report], severity: str) -> list[tuple[str, list[tuple[CheckResult, Finding]]]]:
+    """Findings of one severity grouped by what they are (compare's reason, else "check"), in a fixed order."""
+    groups: dict[str, list[tuple[CheckResult, Finding]]] = {}
+    for r in reports:
+        for c in r.checks:
+            for f in c.findings if not c.skipped else []:
+                if f.severity == severity:
+                    reason = f.details.get("reason")
+                    if not isinstance(reason, str) and c.metric is not None:  # results of an older ci-checks
+                        reason = _INFERRED.get(c.metric.verdict)
+                    key = reason if isinstance(reason, str) and reason in REASONS else "check"
+                    groups.setdefault(key, []).append((c, f))
+    order = [*REASONS, "check"]
+    return sorted(groups.items(), key=lambda kv: order.index(kv[0]))
+
+
+def _group_text(reason: str, items: list[tuple[CheckResult, Finding]], severity: str) -> str:
+    names = list(dict.fromkeys(c.check for c, _ in items))
+    if reason == "check":
+        shown = ", ".join(md_code(n, limit=40) for n in names[:3])
+        more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+        verb = "failed" if severity == "error" else "warned"
+        return f"{len(names)} check(s) {verb}: {shown}{more}"
+    noun = REASONS[reason]
+    if reason == "missing" and severity == "error":
+        noun = "gating metric(s) missing"
+    first, _ = items[0]
+    example = md_code(first.check, limit=60)
+    m = first.metric
+    if reason in ("regressed", "regressed-report-only", "direction-unknown") and m is not None:
+        example += f" {_fmt(m.base)} → {_fmt(m.head)}"
+    elif reason in ("nonfinite", "invalid") and m is not None and m.base is not None:
+        example += f" (was {_fmt(m.base)})"
+    if reason.startswith("policy"):
+        return f"{len(items)} {noun}"
+    more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+    return f"{len(names)} {noun}: {example}{more}"
+
+
 def headline(reports: Sequence[Report]) -> str:
-    """One line: the verdict a reviewer reads first."""
-    metrics = _metrics([c for r in reports for c in r.checks])
-    regressed = [(c, m) for c, m in metrics if m.verdict is Verdict.REGRESSED]
-    failed_checks = [c for r in reports if r.command != "compare" for c in r.checks if c.status == "fail"]
-    first_run = any(r.subject.get("first_run") for r in reports if r.command == "compare")
-    parts = []
-    if regressed:
-        worst_one, worst_metric = regressed[0]
-        more = f" and {len(regressed) - 1} more" if len(regressed) > 1 else ""
-        parts.append(
-            f"{len(regressed)} metric(s) regressed: `{worst_one.check}` "
-            f"{_fmt(worst_metric.base)} → {_fmt(worst_metric.head)}{more}"
-        )
-    if failed_checks:
-        names = ", ".join(c.check for c in failed_checks[:3])
-        parts.append(f"{len(failed_checks)} check(s) failed: {names}")
+    """One line: the verdict a reviewer reads first. It names every reason for the status, and only those."""
     status = worst(reports)
     icon = STATUS_ICONS[status]
-    if parts:
-        return f"{icon} **" + "; ".join(parts) + "**"
-    if first_run:
+    metrics = _metrics([c for r in reports for c in r.checks])
+    first_run = any(r.subject.get("first_run") for r in reports if r.command == "compare")
+    errors = [_group_text(k, v, "error") for k, v in _groups(reports, "error")]
+    warnings = [_group_text(k, v, "warning") for k, v in _groups(reports, "warning")]
+    if errors:
+        also = f"; also {'; '.join(warnings)}" if warnings else ""
+        return f"{icon} **{'; '.join(errors)}**{also}"
+    if first_run and not warnings:
         return (
             f":information_source: **No baseline on main yet**: {len(metrics)} metric(s) recorded, nothing to "
             "compare. Later pull requests will be compared with this."
         )
+    if warnings:
+        lead = "No gating regressions, but " if metrics and not first_run else ""
+        return f"{icon} **{lead}{'; '.join(warnings)}**" + (" (no baseline on main yet)" if first_run else "")
     improved = sum(1 for _, m in metrics if m.verdict is Verdict.IMPROVED)
     bits = []
     if metrics:
-        bits.append(f"{len(metrics)} metric(s) compared with main" + (f", {improved} improved" if improved else ""))
+        gating = sum(1 for _, m in metrics if m.gating)
+        gate = f" ({gating} gating)" if 0 < gating < len(metrics) else ""
+        bits.append(
+            f"{len(metrics)} metric(s) compared with main{gate}" + (f", {improved} improved" if improved else "")
+        )
     checks = sum(1 for r in reports if r.command != "compare" for c in r.checks)
     if checks:
         bits.append(f"{checks} check(s) passed" if status == "pass" else f"{checks} check(s) ran")
     return f"{icon} **No regressions**: " + "; ".join(bits) if bits else f"{icon} **Nothing to report**"
 
 
-def _metrics_section(reports: Sequence[Report]) -> list[str]:
+# ---------------------------------------------------------------- sections
+
+
+def _gate_line(r: Report, metrics: list[tuple[CheckResult, MetricComparison]]) -> str:
+    gate = r.subject.get("gate") if isinstance(r.subject.get("gate"), dict) else None
+    policy: dict[str, Any] = r.subject["policy"] if isinstance(r.subject.get("policy"), dict) else {}
+    source = f" Policy from {md_code(policy['source'])}." if isinstance(policy.get("source"), str) else ""
+    if not gate or not metrics:
+        return ""
+    n, gating = len(metrics), sum(1 for _, m in metrics if m.gating)
+    alphas = gate.get("alpha") or [0.05]
+    alpha = "/".join(f"{a:g}" for a in alphas) if isinstance(alphas, list) else str(alphas)
+    if gate.get("correction") == "none":
+        how = f"each judged alone at its alpha ({alpha}; correction = none: more metrics, more false failures)"
+    else:
+        how = f"judged together: Holm at {alpha} over those with seeds"
+    if gating == n:
+        who = f"All {n} metrics gate this pull request" + (" (none is declared)" if gate.get("family") == "all" else "")
+    elif gating == 0:
+        who = f"No metric gates this pull request (gate = {gate.get('family')}, none declared with required = true)"
+        how = ""
+    else:
+        who = f"{gating} of {n} metrics gate this pull request (declared with required = true)"
+        how += f"; the other {n - gating} are report-only (Benjamini-Hochberg)"
+    return f"**Gate**: {who}{', ' + how if how else ''}.{source}"
+
+
+def _row(c: CheckResult, m: MetricComparison, with_gate: bool, long_names: dict[str, str]) -> str:
+    n = len(m.head_samples)
+    seeds = f" ×{n}" if n > 1 else ""
+    name = md_code(c.check, table=True, limit=NAME_LIMIT)
+    if len(c.check) > NAME_LIMIT or any(ch in c.check for ch in "\n\r"):
+        long_names[name] = c.check
+    cells = [name, _fmt(m.base), f"{_fmt(m.head)}{seeds}", _change(m), _verdict_cell(c, m), _direction_cell(m)]
+    if with_gate:
+        cells.append("yes" if m.gating else "")
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table(rows: list[tuple[CheckResult, MetricComparison]], with_gate: bool, long_names: dict[str, str]) -> list[str]:
+    header = "| metric | main | PR | change | verdict | better |" + (" gates |" if with_gate else "")
+    rule = "|---|---:|---:|---:|---|---|" + ("---|" if with_gate else "")
+    return [header, rule, *(_row(c, m, with_gate, long_names) for c, m in rows), ""]
+
+
+def _attention(c: CheckResult, m: MetricComparison) -> bool:
+    quiet = (Verdict.WITHIN_NOISE, Verdict.UNCHANGED, Verdict.SKIPPED)
+    return m.verdict not in quiet or any(f.severity in ("error", "warning") for f in c.findings)
+
+
+def _metrics_section(reports: Sequence[Report]) -> tuple[list[str], list[str], dict[str, str]]:
+    """The metrics that need a look, the others (collapsed), and the full names of those cut."""
     lines: list[str] = []
+    folded: list[str] = []
+    long_names: dict[str, str] = {}
     for r in reports:
         metrics = _metrics(r.checks)
         training = [c for c in r.checks if c.kind is Kind.TRAINING]
         if not metrics and not training:
             continue
         base = r.subject.get("base", {}) if isinstance(r.subject.get("base"), dict) else {}
-        ref = base.get("ref") or "main"
-        sha = (base.get("sha") or "")[:7]
-        lines += [f"### Metrics vs `{ref}`" + (f" ({sha})" if sha else ""), ""]
+        ref = str(base.get("ref") or "main")
+        sha = str(base.get("sha") or "")[:7]
+        lines += [f"### Metrics vs {md_code(ref)}" + (f" ({md_text(sha)})" if sha else ""), ""]
+        gate_line = _gate_line(r, metrics)
+        if gate_line:
+            lines += [gate_line, ""]
         if metrics:
-            metrics.sort(key=lambda cm: cm[1].verdict.rank)
-            lines += ["| metric | main | PR | change | verdict |", "|---|---:|---:|---:|---|"]
-            for c, m in metrics:
-                n = len(m.head_samples)
-                seeds = f" ×{n}" if n > 1 else ""
-                lines.append(
-                    f"| `{_cell(c.check)}` | {_fmt(m.base)} | {_fmt(m.head)}{seeds} | "
-                    f"{_change(m)} | {VERDICT_ICONS[m.verdict]}{_evidence(m)} |"
-                )
-            lines.append("")
+            metrics.sort(key=lambda cm: (cm[1].verdict.rank, not cm[1].gating))
+            with_gate = 0 < sum(1 for _, m in metrics if m.gating) < len(metrics)
+            fold = len(metrics) > ALWAYS_SHOWN
+            shown = [cm for cm in metrics if not fold or _attention(*cm)]
+            rest = [cm for cm in metrics if fold and not _attention(*cm)]
+            if shown:
+                lines += _table(shown, with_gate, long_names)
+            if rest:
+                folded += [
+                    f"<details><summary>{len(rest)} more metric(s) within noise, unchanged or skipped</summary>",
+                    "",
+                    *_table(rest, with_gate, long_names),
+                    "</details>",
+                    "",
+                ]
         for c in training:
             icon = STATUS_ICONS[c.status]
-            lines += [f"{icon} {_cell(c.summary or c.check)}", ""]
+            lines += [f"{icon} {md_text(c.summary or c.check)}", ""]
+    return lines, folded, long_names
+
+
+def _long_names_section(long_names: dict[str, str]) -> list[str]:
+    if not long_names:
+        return []
+    lines = [f"<details><summary>Full names ({len(long_names)})</summary>", ""]
+    lines += [f"- {short}: {md_code(full)}" for short, full in long_names.items()]
+    return lines + ["", "</details>", ""]
+
+
+def _policy_section(reports: Sequence[Report]) -> list[str]:
+    lines: list[str] = []
+    for r in reports:
+        for c in r.checks:
+            changes = c.figures.get("changes") if c.kind is Kind.POLICY else None
+            if not isinstance(changes, list) or not changes:
+                continue
+            source = md_code(str(c.figures.get("source") or "the base branch"))
+            lines += [
+                f"### Policy changes: they apply after merge; {source}'s policy judged this pull request",
+                "",
+                "| key | base | this pull request |",
+                "|---|---|---|",
+            ]
+            for change in changes:
+                if isinstance(change, dict):
+                    cells = [change.get("key"), change.get("base"), change.get("head")]
+                    shown = [md_code(cells[0], table=True, limit=NAME_LIMIT)] + [
+                        "not set" if v is None else md_code(json.dumps(v), table=True, limit=NAME_LIMIT)
+                        for v in cells[1:]
+                    ]
+                    lines.append("| " + " | ".join(shown) + " |")
+            lines.append("")
     return lines
 
 
@@ -218,13 +389,18 @@ def _checks_section(reports: Sequence[Report]) -> list[str]:
         checks = [
             c
             for c in r.checks
-            if c.kind in (Kind.CHECK, Kind.POLICY, Kind.RERUN) or c.kind is Kind.METRIC and not c.metric
+            if c.kind in (Kind.CHECK, Kind.RERUN)
+            or c.kind is Kind.POLICY
+            and "changes" not in c.figures
+            or c.kind is Kind.METRIC
+            and not c.metric
         ]
         if not checks:
             continue
-        lines += [f"### {r.command}", "", "| check | status | summary |", "|---|---|---|"]
+        lines += [f"### {md_text(r.command)}", "", "| check | status | summary |", "|---|---|---|"]
         for c in checks:
-            lines.append(f"| {c.check} | {STATUS_ICONS[c.status]} {c.status} | {_cell(c.summary)} |")
+            name = md_code(c.check, table=True, limit=NAME_LIMIT)
+            lines.append(f"| {name} | {STATUS_ICONS[c.status]} {c.status} | {md_text(c.summary)} |")
         lines.append("")
     return lines
 
@@ -246,7 +422,8 @@ def _params_section(reports: Sequence[Report]) -> list[str]:
     for name, diff in sorted(changed.items()):
         old = diff.get("old") if isinstance(diff, dict) else None
         new = diff.get("new") if isinstance(diff, dict) else diff
-        lines.append(f"| `{_cell(name)}` | {_cell(_fmt(old))} | {_cell(_fmt(new))} |")
+        cells = [md_code(v, table=True, limit=NAME_LIMIT) if v is not None else "–" for v in (name, old, new)]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines + ["", "</details>", ""]
 
 
@@ -256,73 +433,164 @@ def _details_section(reports: Sequence[Report]) -> list[str]:
         return []
     lines = [f"<details><summary>Details ({len(findings)} finding(s))</summary>", ""]
     for command, f in findings:
-        where = f" `{f.location}`" if f.location else ""
-        lines.append(f"- **{command} / {_cell(f.check)}** ({f.severity}){where}: {_cell(f.message)}")
+        where = f" {md_code(f.location, limit=NAME_LIMIT)}" if f.location else ""
+        check = md_code(f.check, limit=NAME_LIMIT)
+        lines.append(f"- **{md_text(command)}** / {check} ({f.severity}){where}: {md_text(f.message)}")
     return lines + ["", "</details>", ""]
 
 
-def curves(reports: Sequence[Report]) -> list[tuple[str, dict[str, list[float]]]]:
-    """Named PR-vs-main curves: compare's curve results, and train-check's loss curves."""
-    out: list[tuple[str, dict[str, list[float]]]] = []
+# ---------------------------------------------------------------- curves
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One curve, main vs PR: its title, the name of its x, and (x, y) points per side ("base", "head")."""
+
+    title: str
+    x: str
+    sides: dict[str, tuple[list[float], list[float]]]
+
+
+def curves(reports: Sequence[Report]) -> list[Chart]:
+    """PR-vs-main curves: compare's curve results (x in the curve's own units), and train-check's loss by step."""
+    out: list[Chart] = []
     for r in reports:
         for c in r.checks:
             if c.kind is Kind.CURVE:
+                x = str(c.figures.get("x") or "step")
                 ys = c.figures.get("y") or []
                 for y in ys if isinstance(ys, list) else [ys]:
-                    lines = {side: c.series[f"{side}:{y}"] for side in ("base", "head") if f"{side}:{y}" in c.series}
-                    if lines:
-                        out.append((f"{c.check.removeprefix('curve ')}: {y}", lines))
+                    sides = {}
+                    for side in ("base", "head"):
+                        values = c.series.get(f"{side}:{y}")
+                        if values:
+                            xs = c.series.get(f"{side}:{x}") or list(range(len(values)))
+                            sides[side] = ([float(v) for v in xs], [float(v) for v in values])
+                    if sides:
+                        out.append(Chart(f"{c.check.removeprefix('curve ')}: {y}", x, sides))
             elif r.command == "train-check" and c.check == MEMORIZATION and c.series.get("loss"):
-                out.append(("memorization loss (PR)", {"head": c.series["loss"]}))
+                loss = [float(v) for v in c.series["loss"]]
+                out.append(Chart("memorization loss", "step", {"head": (list(map(float, range(len(loss)))), loss)}))
     return out
 
 
-def _downsample(values: list[float], n: int) -> list[float]:
-    if len(values) <= n:
-        return values
-    step = (len(values) - 1) / (n - 1)
-    return [values[round(i * step)] for i in range(n)]
+def _points(xs: list[float], ys: list[float]) -> list[tuple[float, float]]:
+    return sorted((x, y) for x, y in zip(xs, ys) if math.isfinite(x) and math.isfinite(y))
 
 
-def mermaid_chart(title: str, lines: dict[str, list[float]]) -> str:
-    """An inline xychart-beta that GitHub renders natively: no image host sees private data."""
-    series = {
-        side: [v for v in _downsample([float(x) for x in vals], MERMAID_POINTS) if math.isfinite(v)]
-        for side, vals in lines.items()
-    }
-    series = {k: v for k, v in series.items() if v}
-    if not series:
+def _interpolate(points: list[tuple[float, float]], at: float) -> float:
+    i = bisect.bisect_left(points, (at, -math.inf))
+    if i <= 0:
+        return points[0][1]
+    if i >= len(points):
+        return points[-1][1]
+    (x0, y0), (x1, y1) = points[i - 1], points[i]
+    return y0 if x1 == x0 else y0 + (y1 - y0) * (at - x0) / (x1 - x0)
+
+
+def resample(chart: Chart, n: int) -> tuple[list[float], dict[str, list[float]], str]:
+    """Both sides on one grid of n x values where both have points (linear interpolation), and a note of what
+    the grid leaves out; a side alone keeps its own range."""
+    pts = {side: _points(*xy) for side, xy in chart.sides.items()}
+    pts = {side: p for side, p in pts.items() if p}
+    if not pts:
+        return [], {}, ""
+    lo = max(p[0][0] for p in pts.values())
+    hi = min(p[-1][0] for p in pts.values())
+    note = ""
+    if len(pts) > 1:
+        ends = {side: (p[0][0], p[-1][0]) for side, p in pts.items()}
+        if hi <= lo:
+            return [], {}, "main and PR share no range of " + chart.x
+        if len({e for e in ends.values()}) > 1:
+            shown = ", ".join(f"{_LABEL[s]} {a:g}–{b:g}" for s, (a, b) in ends.items())
+            note = f"chart: {chart.x} {lo:g}–{hi:g}, where both have points ({shown})"
+    if hi == lo:
+        grid = [lo]
+    else:
+        grid = [lo + (hi - lo) * i / (n - 1) for i in range(n)]
+    return grid, {side: [_interpolate(p, g) for g in grid] for side, p in pts.items()}, note
+
+
+_LABEL = {"base": "main", "head": "PR"}
+_SPARKS = "▁▂▃▄▅▆▇█"
+_MERMAID_SAFE = re.compile(r"[^A-Za-z0-9 _.,:;/()%+=-]")
+
+
+def _mermaid_text(text: str) -> str:
+    """Text inside a Mermaid block: no quote, bracket, backtick, newline or markup can get through."""
+    return _MERMAID_SAFE.sub("_", text)[:80].strip() or "value"
+
+
+def sparkline(values: list[float], lo: float, hi: float) -> str:
+    span = hi - lo
+    return "".join(_SPARKS[min(7, int((v - lo) / span * 8)) if span > 0 else 3] for v in values)
+
+
+def chart_summary(chart: Chart) -> str:
+    """The curve in words and a sparkline per side: what a mail notification (no Mermaid) shows."""
+    _, spark, _ = resample(chart, SPARK_POINTS)
+    pts = {side: _points(*xy) for side, xy in chart.sides.items()}
+    values = [v for s in spark.values() for v in s]
+    lo, hi = (min(values), max(values)) if values else (0.0, 0.0)
+    parts = []
+    for side in ("base", "head"):
+        p = pts.get(side)
+        if not p:
+            continue
+        line = f"{_LABEL[side]} `{sparkline(spark[side], lo, hi)}` " if side in spark else f"{_LABEL[side]} "
+        best = min(v for _, v in p)
+        parts.append(
+            f"{line}{p[0][1]:.4g} → {p[-1][1]:.4g} (min {best:.4g}, {md_text(chart.x)} {p[0][0]:g}–{p[-1][0]:g})"
+        )
+    return " · ".join(parts)
+
+
+def mermaid_chart(chart: Chart) -> str:
+    """An inline xychart-beta that GitHub renders natively (no image host sees private data): x in the curve's own
+    units, main grey and PR blue (Mermaid's xychart has no legend: the line above the chart is the legend)."""
+    grid, series, note = resample(chart, MERMAID_POINTS)
+    if len(grid) < 2:
         return ""
-    length = max(len(v) for v in series.values())
-    legend = " vs ".join({"base": "main", "head": "PR"}[k] for k in series)
-    safe_title = title.replace('"', "'")
-    lo = min(min(v) for v in series.values())
-    hi = max(max(v) for v in series.values())
+    values = [v for s in series.values() for v in s]
+    lo, hi = min(values), max(values)
     pad = (hi - lo) * 0.05 or abs(hi) * 0.05 or 1.0
+    colors = ", ".join(PALETTE[i] for i, side in enumerate(("base", "head")) if side in series)
+    init = json.dumps({"themeVariables": {"xyChart": {"plotColorPalette": colors}}})
     out = [
         "```mermaid",
+        f"%%{{init: {init}}}%%",
         "xychart-beta",
-        f'    title "{safe_title} ({legend})"',
-        f"    x-axis 0 --> {length - 1}",
-        f'    y-axis "{safe_title.split(": ")[-1]}" {lo - pad:.4g} --> {hi + pad:.4g}',
+        f'    title "{_mermaid_text(chart.title)}"',
+        f'    x-axis "{_mermaid_text(chart.x)}" {grid[0]:.6g} --> {grid[-1]:.6g}',
+        f'    y-axis "{_mermaid_text(chart.title.rpartition(": ")[2])}" {lo - pad:.4g} --> {hi + pad:.4g}',
     ]
     for side in ("base", "head"):
         if side in series:
+            color = "grey" if side == "base" else "blue"
+            out.append(f"%% {_LABEL[side]}: the {color} line")
             out.append("    line [" + ", ".join(f"{v:.4g}" for v in series[side]) + "]")
     out.append("```")
-    return "\n".join(out)
+    return "\n".join(out) + (f"\n\n_{md_text(note)}_" if note else "")
+
+
+def _legend(chart: Chart) -> str:
+    sides = [s for s in ("base", "head") if s in chart.sides]
+    colors = {"base": "grey", "head": "blue"}
+    return ", ".join(f"{colors[s]} line: {_LABEL[s]}" for s in sides)
 
 
 def _plots_section(reports: Sequence[Report], images: dict[str, str]) -> list[str]:
-    charts = [(t, mermaid_chart(t, lines)) for t, lines in curves(reports)]
-    charts = [(t, c) for t, c in charts if c]
+    charts = [(c, mermaid_chart(c)) for c in curves(reports)]
     if not charts:
         return []
-    lines = [f"<details><summary>Plots ({len(charts)}): first line main, second line PR</summary>", ""]
-    for title, chart in charts:
-        lines += [chart, ""]
-        if title in images:
-            lines += [f"![{title}]({images[title]})", ""]
+    lines = [f"<details><summary>Plots ({len(charts)}): main vs PR</summary>", ""]
+    for chart, code in charts:
+        lines += [f"**{md_text(chart.title)}** ({_legend(chart)}): {chart_summary(chart)}", ""]
+        if code:
+            lines += [code, ""]
+        if chart.title in images:
+            lines += [f"![{md_text(chart.title)}]({images[chart.title]})", ""]
     return lines + ["</details>", ""]
 
 
@@ -335,15 +603,19 @@ def render(
 ) -> str:
     """The whole report, trimmed section by section until it fits max_chars; says what it trimmed."""
     head = [f"## {title}", "", headline(reports), ""]
+    metrics, folded, long_names = _metrics_section(reports)
     sections = {
-        "metrics": _metrics_section(reports),
+        "metrics": metrics,
+        "policy": _policy_section(reports),
+        "metrics within noise": folded,
+        "full names": _long_names_section(long_names),
         "checks": _checks_section(reports),
         "params": _params_section(reports),
         "plots": _plots_section(reports, images or {}),
         "details": _details_section(reports),
     }
     trimmed: list[str] = []
-    for victim in ("details", "plots", "params", "checks", None):
+    for victim in ("details", "plots", "full names", "metrics within noise", "params", "checks", None):
         note = (
             [
                 f"_Trimmed to fit GitHub's comment limit: {', '.join(trimmed)} left out; the full report is in the job "
@@ -359,7 +631,7 @@ def render(
         sections[victim] = []
         trimmed.append(victim)
     if len(text) > max_chars:  # still too long: the metrics table itself, cut to the rows that fit
-        rows = sections["metrics"]
+        rows = sections["metrics"] + sections["policy"]
         while rows and len(text) > max_chars:
             rows = rows[: max(0, len(rows) - max(1, len(rows) // 10))]
             note = [
@@ -372,7 +644,7 @@ def render(
 
 
 def render_pngs(reports: Sequence[Report], directory: str) -> dict[str, str]:
-    """Render each curve as a PNG (main vs PR); return title -> path."""
+    """Render each curve as a PNG (main grey dashed, PR blue, x in the curve's own units); return title -> path."""
     try:
         import matplotlib
 
@@ -382,18 +654,19 @@ def render_pngs(reports: Sequence[Report], directory: str) -> dict[str, str]:
         raise UserError("--plots-dir needs matplotlib: pip install 'ci-checks[report]'") from None
     os.makedirs(directory, exist_ok=True)
     paths: dict[str, str] = {}
-    for i, (title, lines) in enumerate(curves(reports)):
+    for i, chart in enumerate(curves(reports)):
         fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
-        for side, style in (("base", "--"), ("head", "-")):
-            if side in lines:
-                ax.plot(lines[side], style, label={"base": "main", "head": "PR"}[side])
-        ax.set_title(title)
-        ax.set_xlabel("step")
+        for side, color, style in (("base", PALETTE[0], "--"), ("head", PALETTE[1], "-")):
+            if side in chart.sides:
+                pts = _points(*chart.sides[side])
+                ax.plot([x for x, _ in pts], [y for _, y in pts], style, color=color, linewidth=2, label=_LABEL[side])
+        ax.set_title(plain(chart.title)[:80])
+        ax.set_xlabel(plain(chart.x)[:40])
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()
         path = os.path.join(directory, f"plot-{i}.png")
         fig.savefig(path)
         plt.close(fig)
-        paths[title] = path
+        paths[chart.title] = path
     return paths

@@ -8,19 +8,25 @@ and curves compared with the ones recorded at the ref under the [tool.ci-checks.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
+import math
 import os
+import queue
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ci_checks import _dvc, _git
-from ci_checks._errors import UserError
+from ci_checks import _dvc, _git, _io
+from ci_checks._errors import UserError, signals_deferred
+from ci_checks.commands._rerun_workspace import Workdir, build, claim
 from ci_checks.commands import add_config_option, add_results_options, emit_results, project_config
 from ci_checks.config import closest, validate_section
 from ci_checks.results import CheckResult, Kind, Report, Verdict
@@ -84,6 +90,11 @@ def run(args: argparse.Namespace) -> int:
             "nothing to replay: pass --ref REF, or list runs under [tool.ci-checks.rerun] "
             '(runs = [{name = "v1", ref = "v1.0"}])'
         )
+    timeout = settings["timeout-minutes"] if args.timeout_minutes is None else args.timeout_minutes
+    if not 0 < timeout < math.inf:
+        raise UserError(f"--timeout-minutes must be a positive number of minutes, got {args.timeout_minutes:g}")
+    if args.workdir == "":
+        raise UserError("--workdir must name a folder, got ''")
     project = os.path.dirname(os.path.abspath(config_path)) if config_path else os.getcwd()
     log = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     report = replay(
@@ -92,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         policies=config.get("metrics", {}),
         command=args.pipeline_command or settings["command"],
         device=args.device,
-        timeout_minutes=args.timeout_minutes or settings["timeout-minutes"],
+        timeout_minutes=timeout,
         workdir=args.workdir or settings["workdir"],
         resume=args.resume,
         keep=args.keep,
@@ -146,6 +157,11 @@ def replay(
                 f"(git fetch --tags, or actions/checkout with fetch-depth: 0)"
             )
         _require_recorded_metrics(repo, sha, spec)
+        minutes = spec.get("timeout-minutes", timeout_minutes)
+        if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not 0 < minutes < math.inf:
+            raise UserError(
+                f"run {spec['name']!r}: timeout-minutes must be a positive number of minutes, got {minutes!r}"
+            )
         merged = dict(policies or {})
         merged.update(spec.get("metrics", {}))
         report.checks.extend(
@@ -157,7 +173,7 @@ def replay(
                 policies=merged,
                 command=command,
                 device=device,
-                timeout=float(spec.get("timeout-minutes", timeout_minutes)) * 60,
+                timeout=float(minutes) * 60,
                 workdir=os.path.join(project, workdir),
                 resume=resume,
                 keep=keep,
@@ -190,72 +206,33 @@ def _require_recorded_metrics(repo: Any, sha: str, spec: Mapping[str, Any]) -> N
         )
 
 
-def _workspace(repo: Any, project: str, sha: str, path: str, log: Callable[[str], None]) -> str:
-    """A worktree of HEAD plus the working tree's changes, then the ref's params, lock and .dvc files."""
-    from ci_checks.compare.files import read_dvc_yaml
-    from ci_checks.compare.trees import GitTree
-
-    if os.path.exists(path):
-        _remove_workspace(repo, path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    _git.run(["worktree", "add", "--detach", "--force", path, "HEAD"], repo.toplevel)
-    changed = _git.output(["ls-files", "-m", "-o", "--exclude-standard", "-z"], repo.toplevel).split("\0")
-    deleted = set(_git.output(["ls-files", "-d", "-z"], repo.toplevel).split("\0"))
-    rel_workdir = os.path.relpath(os.path.dirname(path), repo.toplevel)
-    for name in filter(None, changed):
-        if name.startswith(rel_workdir + os.sep) or name in deleted:
-            continue
-        dst = os.path.join(path, name)
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        shutil.copy2(os.path.join(repo.toplevel, name), dst)
-    for name in filter(None, deleted):
-        if os.path.exists(os.path.join(path, name)):
-            os.remove(os.path.join(path, name))
-    ws_project = os.path.join(path, repo.prefix)
-    tree = GitTree(repo.toplevel, sha, repo.prefix, label=sha[:7])
-    try:
-        outputs = read_dvc_yaml(tree)
-        pinned = {"dvc.lock", *(outputs.params if outputs else []), "params.yaml"}
-        pinned.update(f for f in tree.files if f.endswith(".dvc"))
-        for name in sorted(pinned):
-            data = tree.read(name)
-            if data is not None:
-                with open(os.path.join(ws_project, name), "wb") as fh:
-                    fh.write(data)
-    finally:
-        tree.close()
-    log(f"workspace {path}: current code, params/lock/data of {sha[:7]}")
-    return ws_project
+KILL_GRACE_S = 10.0  # between SIGTERM and SIGKILL to the pipeline's process group
+RESTORE_MIN_S = 300.0  # the least time restoring the data (dvc checkout/fetch) gets, whatever the run's limit
 
 
-def _remove_workspace(repo: Any, path: str) -> None:
-    _git.run(["worktree", "remove", "--force", path], repo.toplevel, check=False)
-    shutil.rmtree(path, ignore_errors=True)
-    _git.run(["worktree", "prune"], repo.toplevel, check=False)
+def _run_dvc(args: Sequence[str], cwd: str, deadline: float) -> subprocess.CompletedProcess[str]:
+    return _dvc.run(args, cwd, why="rerun replays DVC pipelines with it", timeout=max(1.0, deadline - time.monotonic()))
 
 
-def _run_dvc(args: Sequence[str], cwd: str) -> subprocess.CompletedProcess[str]:
-    return _dvc.run(args, cwd, why="rerun replays DVC pipelines with it")
-
-
-def _restore_data(project: str, ws: str, log: Callable[[str], None]) -> None:
+def _restore_data(project: str, ws: str, deadline: float, log: Callable[[str], None]) -> None:
     """Use the project's DVC cache (and its local config, which may name the remote's credentials)."""
     cache = os.path.join(project, ".dvc", "cache")
     if os.path.isdir(os.path.join(project, ".dvc")):
         local = os.path.join(project, ".dvc", "config.local")
-        if os.path.exists(local):
-            shutil.copy2(local, os.path.join(ws, ".dvc", "config.local"))
-        _run_dvc(["config", "--local", "cache.dir", cache], ws)
+        if os.path.exists(local) and os.path.isdir(os.path.join(ws, ".dvc")):
+            with open(local, "rb") as fh:
+                _io.write_bytes(os.path.join(ws, ".dvc", "config.local"), fh.read())
+        _run_dvc(["config", "--local", "cache.dir", cache], ws, deadline)
     if not os.path.exists(os.path.join(ws, "dvc.lock")):
         return
-    out = _run_dvc(["checkout", "--quiet"], ws)
+    out = _run_dvc(["checkout", "--quiet"], ws, deadline)
     if out.returncode == 0:
         return
     log("data recorded at the ref is not in the local DVC cache: dvc fetch")
-    fetched = _run_dvc(["fetch"], ws)
-    out = _run_dvc(["checkout", "--quiet"], ws) if fetched.returncode == 0 else fetched
+    fetched = _run_dvc(["fetch"], ws, deadline)
+    out = _run_dvc(["checkout", "--quiet"], ws, deadline) if fetched.returncode == 0 else fetched
     if out.returncode != 0:
-        remote = _run_dvc(["remote", "list"], ws).stdout.strip().replace("\t", " ") or "none configured"
+        remote = _run_dvc(["remote", "list"], ws, deadline).stdout.strip().replace("\t", " ") or "none configured"
         raise UserError(
             f"cannot fetch the data recorded at the ref from the DVC remote ({remote}): "
             f"{_dvc.last_line(fetched)} / {_dvc.last_line(out)} - check that the remote is reachable from this "
@@ -263,12 +240,7 @@ def _restore_data(project: str, ws: str, log: Callable[[str], None]) -> None:
         )
 
 
-def _run_pipeline(
-    cmd: str, cwd: str, env: Mapping[str, str], timeout: float, name: str, log: Callable[[str], None]
-) -> tuple[int | None, float, list[str]]:
-    """Run the pipeline with streamed, prefixed output; kill its process group at the time limit."""
-    start = time.perf_counter()
-    tail: list[str] = []
+def _pipeline_argv(cmd: str, cwd: str, env: Mapping[str, str], name: str) -> list[str]:
     try:
         argv = shlex.split(cmd)
     except ValueError as e:
@@ -278,32 +250,113 @@ def _run_pipeline(
         raise UserError(
             f"rerun {name}: the pipeline command {cmd!r} names no program found on PATH; install it or fix 'command'"
         )
-    proc = subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=dict(env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    assert proc.stdout is not None
+    return argv
+
+
+def _pump(stream: Any, lines: queue.Queue[str | None]) -> None:
+    """The reader thread: every line of the pipeline's output, then None at the end of it."""
     try:
-        for line in proc.stdout:
-            line = line.rstrip("\n")
-            tail = (tail + [line])[-20:]
-            log(f"[{name} {time.perf_counter() - start:6.0f}s] {line}")
-            if time.perf_counter() - start > timeout:
-                raise subprocess.TimeoutExpired(cmd, timeout)
-        proc.wait(timeout=max(1.0, timeout - (time.perf_counter() - start)))
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        for line in stream:
+            lines.put(line.rstrip("\n"))
+    except (OSError, ValueError):
+        pass
+    finally:
+        lines.put(None)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - the group id now belongs to someone else's processes
+        return False
+    return True
+
+
+def stop_group(proc: subprocess.Popen[str], *, grace: float = KILL_GRACE_S) -> None:
+    """End the pipeline's whole process group (dvc, the stage's shell, the training script and what they started):
+    SIGTERM, up to `grace` seconds for them to exit (a training script may save a checkpoint), then SIGKILL.
+    SIGINT/SIGTERM to ci-checks wait until it is done, so no process is left behind."""
+    with signals_deferred():
+        pgid = proc.pid
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            proc.poll()
+            if proc.returncode is not None and not _group_alive(pgid):
+                break
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
         proc.wait()
-        return None, time.perf_counter() - start, tail
-    except KeyboardInterrupt:
-        os.killpg(proc.pid, signal.SIGTERM)
+
+
+def _run_pipeline(
+    cmd: str, cwd: str, env: Mapping[str, str], deadline: float, name: str, log: Callable[[str], None]
+) -> tuple[int | None, float, list[str]]:
+    """Run the pipeline in its own process group with streamed, prefixed output.
+
+    The time limit does not depend on the output: the main thread waits on a queue fed by a reader thread, and at
+    the deadline (or on SIGINT/SIGTERM) the whole group is stopped. Returns (exit code or None when it timed out,
+    seconds, last lines).
+    """
+    start = time.monotonic()
+    tail: list[str] = []
+    argv = _pipeline_argv(cmd, cwd, env, name)
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+        )
+    except OSError as e:
+        raise UserError(
+            f"rerun {name}: cannot start the pipeline command {cmd!r} ({e.strerror or e}); fix 'command'"
+        ) from None
+    lines: queue.Queue[str | None] = queue.Queue()
+    reader = threading.Thread(target=_pump, args=(proc.stdout, lines), name=f"rerun {name} output", daemon=True)
+    reader.start()
+    try:
+        ended = False
+        while not ended:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                stop_group(proc)
+                return None, time.monotonic() - start, tail
+            try:
+                line = lines.get(timeout=min(remaining, 0.5))
+            except queue.Empty:
+                # The leader exited but something it started keeps the output open: do not wait for that.
+                ended = proc.poll() is not None and lines.empty()
+                continue
+            if line is None:
+                ended = True
+                continue
+            tail = (tail + [line])[-20:]
+            log(f"[{name} {time.monotonic() - start:6.0f}s] {line}")
+        while proc.poll() is None:
+            if time.monotonic() >= deadline:
+                stop_group(proc)
+                return None, time.monotonic() - start, tail
+            time.sleep(0.05)
+        stop_group(proc, grace=0.0)  # what the pipeline left running would be an orphan
+    except BaseException:  # SIGINT, SIGTERM, or the kit's own error: no pipeline left running
+        stop_group(proc)
         raise
-    return proc.returncode, time.perf_counter() - start, tail
+    finally:
+        reader.join(timeout=1.0)
+        if proc.stdout is not None:
+            with contextlib.suppress(OSError):
+                proc.stdout.close()
+    return proc.returncode, time.monotonic() - start, tail
 
 
 def _replay_one(
@@ -324,62 +377,57 @@ def _replay_one(
     from ci_checks.compare import compare
 
     name = str(spec["name"])
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-    path = os.path.join(workdir, safe)
-    state_file = os.path.join(workdir, f"{safe}.state.json")
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+    if safe != name:  # "a b" and "a_b" must not share (and remove) each other's workspaces
+        safe += "-" + hashlib.sha1(name.encode()).hexdigest()[:6]
     head = repo.head_sha
-    state = {}
-    if resume and os.path.exists(state_file):
-        with open(state_file, encoding="utf-8") as fh:
-            state = json.load(fh)
-    resuming = bool(state) and state.get("sha") == sha and state.get("head") == head and os.path.isdir(path)
+    folder = Workdir(workdir)
+    with signals_deferred():  # a workspace exists only together with its state file and lock
+        folder.ensure()
+        ws, resuming = claim(repo, folder, safe, sha, head, resume)
+        ws.write_state(run=name, ref=spec["ref"], sha=sha, head=head, status="running", pid=os.getpid())
     summary = CheckResult(
         f"rerun {name}",
         figures={"kind": Kind.RERUN.value, "ref": spec["ref"], "sha": sha, "device": device, "resumed": resuming},
     )
-    ws = os.path.join(path, repo.prefix) if resuming else _workspace(repo, project, sha, path, log)
-    os.makedirs(workdir, exist_ok=True)
-    ignore = os.path.join(workdir, ".gitignore")
-    if not os.path.exists(ignore):  # keep workspaces and state out of the user's `git status`
-        with open(ignore, "w", encoding="utf-8") as fh:
-            fh.write("*\n")
-    with open(state_file, "w", encoding="utf-8") as fh:
-        json.dump({"sha": sha, "head": head, "status": "running"}, fh)
     try:
-        _restore_data(project, ws, log)
+        ws_project = os.path.join(ws.path, repo.prefix) if resuming else build(repo, ws, sha, folder, log)
+        # Restoring the data gets the run's time limit (at least RESTORE_MIN_S), the pipeline its own: a DVC remote
+        # that never answers is stopped too, and a short limit still leaves DVC time to start.
+        _restore_data(project, ws_project, time.monotonic() + max(timeout, RESTORE_MIN_S), log)
         stages = " ".join(shlex.quote(s) for s in spec.get("stages", []))
         cmd = spec.get("command") or command or f"dvc repro {'' if resuming else '--force '}{stages}".strip()
         if cmd.startswith("dvc "):
             cmd = shlex.join(_dvc.require("rerun replays DVC pipelines with it")) + cmd[3:]
-        checkpoints = os.path.join(path, ".checkpoints")
-        os.makedirs(checkpoints, exist_ok=True)
+        os.makedirs(ws.checkpoints, exist_ok=True)
         # Stages that call `python` get the interpreter ci-checks runs in (its virtualenv may not be on PATH).
         search_path = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
         env = {
             **os.environ,
             "PATH": search_path,
             "CI_CHECKS_DEVICE": device,
-            "CI_CHECKS_CHECKPOINT_DIR": checkpoints,
+            "CI_CHECKS_CHECKPOINT_DIR": ws.checkpoints,
             **_dvc.ENV,
         }
         log(f"[{name}] {'resuming' if resuming else 'replaying'} {spec['ref']} ({sha[:7]}) on {device}: {cmd}")
-        code, seconds, tail = _run_pipeline(cmd, ws, env, timeout, name, log)
+        code, seconds, tail = _run_pipeline(cmd, ws_project, env, time.monotonic() + timeout, name, log)
         summary.figures.update(seconds=round(seconds, 2), command=cmd, returncode=code)
         if code is None:
             summary.add(
                 "error",
-                f"rerun {name}: the pipeline did not finish within {timeout / 60:.0f} min and was "
-                "stopped; rerun with --resume to continue from its checkpoints, or raise timeout-minutes",
+                f"rerun {name}: the pipeline did not finish within {timeout / 60:g} min and was stopped (its whole "
+                "process group); rerun with --resume to continue from its checkpoints, or raise timeout-minutes",
             )
             summary.summary = "timed out"
             keep = True
+            ws.write_state(run=name, ref=spec["ref"], sha=sha, head=head, status="timed-out")
             return [summary]
         if code != 0:
             last = next((line for line in reversed(tail) if line.strip()), "")
             summary.add("error", f"rerun {name}: the pipeline failed with exit code {code} on the new code: {last}")
             summary.summary = f"pipeline failed (exit {code})"
             return [summary]
-        compared = compare(ws, base=sha, policies=policies, fail_on="regressed", env={})
+        compared = compare(ws_project, base=sha, policies=policies, fail_on="regressed", env={})
         results: list[CheckResult] = []
         for check in compared.checks:
             check.check = f"{name}: {check.check}"
@@ -401,11 +449,13 @@ def _replay_one(
                 f"rerun {name}: replaying {spec['ref']} with the new code regressed {len(regressed)} "
                 f"metric(s), e.g. {first.check.split(': ', 1)[1]} {worst.base:.4g} -> {worst.head:.4g}",
             )
-        with open(state_file, "w", encoding="utf-8") as fh:
-            json.dump({"sha": sha, "head": head, "status": "done"}, fh)
+        ws.write_state(run=name, ref=spec["ref"], sha=sha, head=head, status="done")
         return [summary, *results]
     finally:
-        if not keep:
-            _remove_workspace(repo, path)
-            if os.path.exists(state_file):
-                os.remove(state_file)
+        with signals_deferred():
+            if keep:
+                ws.lock.release()
+                log(f"[{name}] workspace kept: {ws.path}")
+            else:
+                ws.remove(repo)
+                folder.tidy()

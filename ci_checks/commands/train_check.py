@@ -15,6 +15,8 @@ HELP = "run all training smoke checks on a spec"
 # One thread by default: the checks' models are tiny, and on a shared 2-core runner a second thread made a GRU step
 # 13x slower (benchmarks/training_bugs). actions/train-check documents the same default (tests/test_actions.py).
 DEFAULT_THREADS = 1
+# torch.set_num_threads(100000) crashes the process in OpenMP; no smoke test needs more.
+MAX_THREADS = 1024
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, suite: bool = True) -> None:
@@ -35,6 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser, *, suite: bool = True) -> Non
     )
     add_config_option(parser)
     parser.add_argument("--threads", type=int, metavar="N", help=f"torch intra-op threads (default: {DEFAULT_THREADS})")
+    parser.add_argument(
+        "--step-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="stop a training step that runs longer and report it as a finding; a safety cap, verdicts are decided "
+        "by steps (default: 60)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
@@ -55,7 +64,13 @@ def resolve_checks(args: argparse.Namespace, config: dict[str, Any]) -> list[str
     for name in chosen + skip:
         if name not in registered:
             raise UserError(f"unknown check {name!r}; {closest(name, list(registered), 'checks')}")
-    return [c for c in registered if c in chosen and c not in skip]
+    selected = [c for c in registered if c in chosen and c not in skip]
+    if not selected:
+        raise UserError(
+            f"no checks left to run: --skip/skip leaves out every selected check ({', '.join(chosen)}); "
+            "a run that checks nothing cannot pass"
+        )
+    return selected
 
 
 def settings_of(
@@ -105,31 +120,58 @@ class Progress:
             sys.stderr.flush()
 
 
+def _check_options(args: argparse.Namespace, seed: Any) -> None:
+    """Options that would crash torch (or run forever) are bad input, said before anything is imported."""
+    import math
+    import os
+
+    from ci_checks.engine.session import DEFAULT_STEP_SECONDS
+
+    if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        raise UserError(
+            f"--threads must be between 1 and {MAX_THREADS}, got {args.threads} (this machine has {cpus} CPUs)"
+        )
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**32 - 1):
+        where = "--seed" if args.seed is not None else "seed in [tool.ci-checks]"
+        raise UserError(f"{where} must be an integer from 0 to 4294967295 (2**32 - 1), got {seed!r}")
+    timeout = DEFAULT_STEP_SECONDS if args.step_timeout is None else args.step_timeout
+    if not 0 < timeout < math.inf:
+        raise UserError(f"--step-timeout must be a positive number of seconds, got {args.step_timeout:g}")
+
+
 def run(args: argparse.Namespace) -> int:
+    from ci_checks._io import remove_stale
     from ci_checks.checks import default_settings, run_checks
+    from ci_checks.engine.session import DEFAULT_STEP_SECONDS, step_time_limit
 
     config, path = project_config(args)
+    output = args.output or config.get("output")
+    if output:
+        remove_stale(output)  # exit 2, 3 or 130 from here on leaves no earlier results behind
     spec = spec_ref(args, config, path)  # a missing spec file or module fails here, before torch is imported
     checks = resolve_checks(args, config)
     settings = settings_of(args, config, default_settings())
+    seed = args.seed if args.seed is not None else config.get("seed")
+    _check_options(args, seed)
     try:
         import torch
     except ImportError:
         raise UserError("torch is not installed; install it (pip install 'ci-checks[torch]' or torch itself)") from None
-    if args.threads is not None and args.threads < 1:
-        raise UserError(f"--threads must be at least 1, got {args.threads}")
     torch.set_num_threads(args.threads or DEFAULT_THREADS)
     progress = Progress(enabled=not args.quiet)
+    limit = DEFAULT_STEP_SECONDS if args.step_timeout is None else args.step_timeout
     try:
-        report = run_checks(
-            spec,
-            checks,
-            settings=settings,
-            device=args.device or config.get("device"),
-            seed=args.seed if args.seed is not None else config.get("seed"),
-            progress=progress,
-        )
+        with step_time_limit(limit, hard_stop=True):
+            report = run_checks(
+                spec,
+                checks,
+                settings=settings,
+                device=args.device or config.get("device"),
+                seed=seed,
+                progress=progress,
+            )
     finally:
         progress.done()
     report.command = args.command  # train-check, or the one check run as its own subcommand
-    return emit_results(report, args, config, output=args.output or config.get("output"))
+    return emit_results(report, args, config, output=output)

@@ -1,7 +1,9 @@
 """compare: the working tree's metrics against a base revision, with a per-metric policy and noise-aware tests.
 
-Verdicts per metric: improved, unchanged, within-noise, regressed, missing (on the head side), new (head only),
-invalid (NaN, a string, a nested structure). The pieces: policy.py (policies and the verdict of one metric),
+Verdicts per metric: regressed, invalid (NaN, a string, null ...), missing (on the head side), changed (beyond the
+noise, no known direction), improved, new (head only), within-noise, unchanged, skipped. The pieces: policy.py
+(policies, the direction vocabulary and the verdict of one metric), gate.py (which metrics gate, and the error
+control across many: Holm, Benjamini-Hochberg), base_policy.py (the gate is read from the base revision),
 base.py (which revision, fetched in shallow clones), trees.py and files.py (reading files of either side),
 sources/ (where metrics come from: a small registry), verdicts.py (one result per metric or curve) and core.py
 (the report). The command line is ci_checks/commands/compare.py.

@@ -169,6 +169,7 @@ class Base:
     subject: dict[str, Any] = field(default_factory=lambda: {"ref": "none", "sha": None, "source": "none"})
     saved_metrics: dict[str, Metric] = field(default_factory=dict)  # from --base-metrics-json
     saved_curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # by check name
+    saved_policy: dict[str, Any] | None = None  # the policy the saved results were judged by (subject.policy)
 
 
 def open_base(
@@ -183,9 +184,9 @@ def open_base(
 ) -> Base:
     """The saved results when given, else the base revision of the repository; its tree must be closed."""
     if saved_results is not None:
-        metrics, curves, sha = _results_base(saved_results)
+        metrics, curves, sha, policy = _results_base(saved_results)
         subject = {"ref": saved_results, "sha": sha, "source": "results-json"}
-        return Base(subject=subject, saved_metrics=metrics, saved_curves=curves)
+        return Base(subject=subject, saved_metrics=metrics, saved_curves=curves, saved_policy=policy)
     if repo is None:
         raise UserError(
             f"{head_dir} is not in a git repository, so there is no base revision; run compare in a git "
@@ -200,8 +201,10 @@ def open_base(
     return Base(tree=tree, name=name, subject={"ref": ref, "sha": sha, "source": "git"})
 
 
-def _results_base(path: str) -> tuple[dict[str, Metric], dict[str, dict[str, list[float]]], str | None]:
-    """Base metrics and curves from a compare results JSON written on main (its head values)."""
+def _results_base(
+    path: str,
+) -> tuple[dict[str, Metric], dict[str, dict[str, list[float]]], str | None, dict[str, Any] | None]:
+    """Base metrics, curves, commit and policy from a compare results JSON written on main (its head values)."""
     from ci_checks.results import load_report
 
     doc = load_report(path)
@@ -217,9 +220,10 @@ def _results_base(path: str) -> tuple[dict[str, Metric], dict[str, dict[str, lis
         if kind is Kind.METRIC:
             samples = check.figures.get("head_samples") or []
             if samples and all(finite_number(s) for s in samples):
-                file = check.check.rpartition(":")[0] or check.check
+                file = check.check.partition(":")[0] or check.check
                 metrics[check.check] = Metric(check.check, file, [float(s) for s in samples])
         elif kind is Kind.CURVE:
             curves[check.check] = {k[5:]: v for k, v in check.series.items() if k.startswith("head:")}
     head = doc.subject.get("head") if isinstance(doc.subject.get("head"), Mapping) else {}
-    return metrics, curves, (head or {}).get("sha")
+    policy = doc.subject.get("policy")
+    return metrics, curves, (head or {}).get("sha"), dict(policy) if isinstance(policy, Mapping) else None

@@ -1,7 +1,8 @@
 """Reading metrics, curves and params from one side of the comparison (a Tree), and flattening them to numbers.
 
-A metric is named ``file:key.sub`` (``metrics/eval.json:accuracy``). Its value is a list of samples: one
-number, a list of numbers (seeds), or one number per file of a glob (``metrics/seed_*.json``).
+A metric is named ``file:key.sub`` (``metrics/eval.json:accuracy``); a key that itself holds a dot is quoted
+(``file:"val.acc"``), so ``{"val.acc": ..}`` and ``{"val": {"acc": ..}}`` stay two metrics. Its value is a list of
+samples: one number, a list of numbers (seeds), or one number per file of a glob (``metrics/seed_*.json``).
 """
 
 from __future__ import annotations
@@ -98,15 +99,41 @@ class Metric:
     samples: list[float] = field(default_factory=list)
     invalid: str | None = None  # e.g. "NaN", "string 'abc'"
     nonfinite: bool = False  # invalid because NaN or infinite: a number that went bad, not a wrong type
+    raw: list[Any] = field(default_factory=list)  # every value as read: per-class lists are split from it
+    nested: bool = False  # a list of lists of numbers: per-class values per seed, compared only when declared
+    valid_samples: list[float] = field(default_factory=list)  # the numbers among the values of an invalid list
 
     def add(self, value: Any) -> None:
+        self.raw.append(value)
         if self.invalid is not None:
+            return
+        if is_table(value):
+            if self.samples:
+                self.invalid, self.samples = "a mix of numbers and lists of lists", []
+            self.nested = True
             return
         samples, invalid, nonfinite = to_samples(value)
         if invalid is not None:
+            self.valid_samples = self.samples + [x for x in _numbers(value)]
             self.invalid, self.nonfinite, self.samples = invalid, nonfinite, []
+        elif self.nested:
+            self.invalid = "a mix of numbers and lists of lists"
         else:
             self.samples.extend(samples)
+
+
+def is_table(value: Any) -> bool:
+    """A non-empty list of non-empty lists of finite numbers: one row per seed, one column per class."""
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(row, list) and row and all(finite_number(x) for x in row) for row in value)
+    )
+
+
+def _numbers(value: Any) -> list[float]:
+    items = value if isinstance(value, list) else [value]
+    return [float(x) for x in items if finite_number(x)]
 
 
 def finite_number(value: Any) -> bool:
@@ -149,11 +176,18 @@ def to_samples(value: Any) -> tuple[list[float], str | None, bool]:
     return [], f"a {type(value).__name__} ({_describe(value)}), not a number", False
 
 
+def key_segment(key: Any) -> str:
+    """One key of a nested table as a name segment: quoted (JSON-style) when it holds a dot or a quote."""
+    text = str(key)
+    return json.dumps(text, ensure_ascii=False) if "." in text or '"' in text else text
+
+
 def flatten(data: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """Nested tables to dotted keys; lists and scalars are leaves."""
+    """Nested tables to dotted keys (a key holding a dot is quoted); lists and scalars are leaves."""
     if isinstance(data, Mapping):
         for key, value in data.items():
-            name = f"{prefix}.{key}" if prefix else str(key)
+            segment = key_segment(key)
+            name = f"{prefix}.{segment}" if prefix else segment
             if isinstance(value, Mapping) and value:
                 yield from flatten(value, name)
             else:
@@ -373,3 +407,38 @@ def read_params(tree: Tree, files: Iterable[str]) -> dict[str, Any]:
         for key, value in flatten(doc if isinstance(doc, Mapping) else {}):
             params[prefix + key] = value
     return params
+
+
+# ---------------------------------------------------------------- per-class values
+
+
+def per_class(metric: Metric) -> dict[str, Metric] | None:
+    """A metric holding one value per class split into one metric per class (``name[0]``, ``name[1]`` ...).
+
+    A list of numbers is one run's value per class; a list of lists is one row per seed. None when there is
+    nothing to split (a single number, or a value that is not a number at all).
+    """
+    if metric.invalid is not None:
+        return None
+    rows: list[list[float]] = []
+    for value in metric.raw:
+        if is_table(value):
+            rows.extend([float(x) for x in row] for row in value)
+        elif isinstance(value, list) and value and all(finite_number(x) for x in value):
+            rows.append([float(x) for x in value])
+        else:
+            return None
+    if not rows:
+        return None
+    width = max(len(r) for r in rows)
+    out: dict[str, Metric] = {}
+    for i in range(width):
+        name = f"{metric.name}[{i}]"
+        child = Metric(name, metric.file)
+        column = [r[i] for r in rows if i < len(r)]
+        if len(column) < len(rows):
+            child.invalid = f"a per-class value missing from {len(rows) - len(column)} of {len(rows)} rows"
+        else:
+            child.samples = column
+        out[name] = child
+    return out

@@ -6,11 +6,13 @@ parameter updates, train mode, checkpoint), so `train-check` trains once rather 
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import math
 import os
 import tempfile
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,8 +24,12 @@ from ci_checks.engine import tree as _tree
 from ci_checks.engine.observer import Observer, plain_tensors
 from ci_checks.engine.seeding import rng_state, seed_everything, set_rng_state
 from ci_checks._errors import UserError
+from ci_checks.engine.step_limit import StepTimeout, StepWatch  # noqa: F401 - StepTimeout: the harness's API
 from ci_checks.engine.usercode import UserCodeError, call_user
 from ci_checks.spec import TrainingSpec, location_of
+
+# The seeds torch, numpy and random all accept (numpy's legacy seeding stops at 2**32 - 1).
+MIN_SEED, MAX_SEED = 0, 2**32 - 1
 
 MODE_DEPENDENT = (
     torch.nn.modules.dropout._DropoutNd,
@@ -136,6 +142,12 @@ def probe_mode(model: torch.nn.Module, training: bool = False) -> Iterator[None]
                 m.training = was
 
 
+def _remove_files(paths: list[str]) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):
+            os.remove(path)
+
+
 def matches(name: str, patterns: Any) -> bool:
     return any(fnmatch.fnmatchcase(name, p) or name == p or name.startswith(p + ".") for p in patterns)
 
@@ -155,6 +167,16 @@ class Harness:
         if self.device.type not in ("cpu", "cuda", "mps", "xpu"):
             raise UserError(f"device {wanted!r} cannot run training; use cpu or cuda")
         self.seed = spec.seed if seed is None else seed
+        if not MIN_SEED <= self.seed <= MAX_SEED:
+            raise UserError(
+                f"seed {self.seed} is out of range; use an integer from {MIN_SEED} to {MAX_SEED} (2**32 - 1)"
+            )
+        meta = [path for path, t in _tree.leaves(spec.batch) if t.is_meta]
+        if meta:
+            raise UserError(
+                f"the spec's batch holds meta tensors ({', '.join(meta[:3])}), which have a shape but no values; "
+                "build the batch with real data (e.g. torch.randn, or ci_checks.synthetic_batch)"
+            )
         self.batch = _tree.map_tree(spec.batch, lambda t: t.to(self.device))
         self.inputs, self.targets = self.batch
         self.step_location = location_of(spec.train_step) if spec.train_step else None
@@ -163,6 +185,12 @@ class Harness:
         self.init_prediction: torch.Tensor | None = None
         self._preflown = False
         self._runs: dict[tuple[Any, ...], Run] = {}
+        # Where progress goes while a step runs long (the session's progress line); None: nowhere.
+        self.heartbeat: Callable[[str], None] | None = None
+        self._watch = StepWatch(self)
+        # Checkpoints the harness wrote: removed when it is collected or the process exits (Ctrl-C included).
+        self._temp_files: list[str] = []
+        weakref.finalize(self, _remove_files, self._temp_files)
 
     # ------------------------------------------------------------ building and stepping
 
@@ -217,14 +245,22 @@ class Harness:
     def step(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int | None = None) -> float:
         """One training step: the user's own when given, else zero_grad/forward/backward/step.
 
-        Whatever the user's code raises (or a sys.exit() in it) comes out as a UserCodeError naming the step.
+        Whatever the user's code raises (or a sys.exit() in it) comes out as a UserCodeError naming the step; a step
+        that runs past the per-step time limit is stopped and comes out as a StepTimeout (see StepWatch).
         """
-        if self.spec.train_step is not None:
-            loss = call_user(
-                "the training step", self.spec.train_step, model, self.batch, self.spec.loss_fn, optimizer, step=step
-            )
-        else:
-            loss = call_user("the training step (model, loss_fn)", self._default_step, model, optimizer, step=step)
+        with self._watch.step(step):
+            if self.spec.train_step is not None:
+                loss = call_user(
+                    "the training step",
+                    self.spec.train_step,
+                    model,
+                    self.batch,
+                    self.spec.loss_fn,
+                    optimizer,
+                    step=step,
+                )
+            else:
+                loss = call_user("the training step (model, loss_fn)", self._default_step, model, optimizer, step=step)
         if isinstance(loss, torch.Tensor):
             if loss.numel() != 1:
                 raise UserError(f"train_step returned a tensor of shape {list(loss.shape)}; return the scalar loss")
@@ -251,9 +287,17 @@ class Harness:
         """
         if self._preflown:
             return
-        if _tree.batch_size(self.inputs, self.spec.batch_dim) == 0:
+        size = _tree.batch_size(self.inputs, self.spec.batch_dim)
+        if size == 0:
             raise UserError(
                 f"the spec's batch is empty (size 0 along batch_dim={self.spec.batch_dim}); give a few samples"
+            )
+        if size is None:
+            shapes = [list(t.shape) for _, t in _tree.leaves(self.inputs)][:3]
+            raise UserError(
+                f"batch_dim={self.spec.batch_dim}, but no input tensor of the spec's batch has that axis "
+                + (f"(shapes {shapes})" if shapes else "(the inputs hold no tensors)")
+                + "; set batch_dim to the axis that indexes samples (0 for (batch, ...), 1 for (time, batch, ...))"
             )
         model, _ = self.build()
         outputs = call_user("the model's forward on the spec's batch", self.forward, model)
@@ -454,11 +498,16 @@ class Harness:
                             break
                 # Train-mode outputs judge the fit only without dropout: its noise can break a tie the model
                 # cannot (BatchNorm is why they are used at all: eval mode lags behind its running statistics).
-                fit = None if has_dropout else state.train_fit(self)
-                if self.task.kind != "other" and (step <= 20 or step % 3 == 0 or step == max_steps):
-                    eval_fit = self.eval_fit(model)
-                    if eval_fit is not None and (fit is None or eval_fit > fit):
-                        fit = eval_fit
+                try:
+                    fit = None if has_dropout else call_user("prediction(outputs)", state.train_fit, self, step=step)
+                    if self.task.kind != "other" and (step <= 20 or step % 3 == 0 or step == max_steps):
+                        eval_fit = call_user("the model in eval mode", self.eval_fit, model, step=step)
+                        if eval_fit is not None and (fit is None or eval_fit > fit):
+                            fit = eval_fit
+                except UserCodeError as e:  # the model's eval path or prediction() raised: a finding like a step's
+                    run.error = e
+                    run.stop_reason = "error"
+                    break
                 run.fits.append(fit)
                 if progress_of.update(loss, fit):
                     run.best_step = step
@@ -501,6 +550,7 @@ class Harness:
     def _save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, run: Run, step: int) -> None:
         fd, path = tempfile.mkstemp(prefix="ci-checks-ckpt-", suffix=".pt")
         os.close(fd)
+        self._temp_files.append(path)
         run.checkpoint_path = path
         run.state_at[step] = _clone_state(model)
         run.rng_at[step] = rng_state()

@@ -2,14 +2,60 @@
 
 from __future__ import annotations
 
+import contextvars
+import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ci_checks.engine.harness import Harness, Run
     from ci_checks.results import CheckResult, Location
+
+# The per-step time limit (a safety cap, like the run's): a step that runs longer is stopped and reported as a finding
+# ("step 12 ran longer than 60 s"). Steps of a smoke test on one small batch take milliseconds to seconds.
+DEFAULT_STEP_SECONDS = 60.0
+HEARTBEAT_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class StepLimit:
+    """How long one training step may run, how often a long step says it is still running, and whether a step
+    stuck in native code may end the process (the command line only)."""
+
+    seconds: float | None = DEFAULT_STEP_SECONDS
+    heartbeat: float | None = HEARTBEAT_SECONDS
+    hard_stop: bool = False
+
+
+_STEP_LIMIT: contextvars.ContextVar[StepLimit] = contextvars.ContextVar("ci_checks_step_limit", default=StepLimit())
+
+
+def step_limit() -> StepLimit:
+    """The step limit in force (step_time_limit sets it; DEFAULT_STEP_SECONDS otherwise)."""
+    return _STEP_LIMIT.get()
+
+
+@contextmanager
+def step_time_limit(
+    seconds: float | None, *, heartbeat: float | None = HEARTBEAT_SECONDS, hard_stop: bool = False
+) -> Iterator[None]:
+    """Run the block with this per-step limit (None: no limit); an invalid limit is bad input."""
+    from ci_checks._errors import UserError
+
+    for name, value in (("the step time limit", seconds), ("the heartbeat interval", heartbeat)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf
+        ):
+            raise UserError(f"{name} must be a positive number of seconds, got {value!r}")
+    token = _STEP_LIMIT.set(StepLimit(seconds, heartbeat, hard_stop))
+    try:
+        yield
+    finally:
+        _STEP_LIMIT.reset(token)
+
 
 # The shared run's wall-clock safety cap when no selected check sets one. A cap, not a budget: verdicts are decided
 # by steps, and a run that reaches the cap is inconclusive, never a pass or a failure.
@@ -96,6 +142,7 @@ class Session:
                 shown = "" if fit is None else f", fit {fit:.3f}"
                 self.progress(f"training step {step}/{max_steps}: loss {loss:.4g}{shown}")
 
+        self.harness.heartbeat = self.progress
         self._run = self.harness.run(
             max_steps=max_steps,
             min_steps=min_steps,

@@ -17,6 +17,9 @@ REGENERATE = "python -m ci_checks.config --json-schema > ci_checks/schema/ci-che
 FORMATS = ("text", "json", "github")
 FAIL_ON = ("regressed", "missing", "any", "never")
 DIRECTIONS = ("higher", "lower")
+GATES = ("auto", "declared", "all")
+CORRECTIONS = ("holm", "none")
+VALUES = ("seeds", "per-class")
 TESTS = ("welch", "bootstrap")
 
 
@@ -99,8 +102,9 @@ METRIC_POLICY = Table(
     {
         "direction": Field(
             str,
-            help="Which is better, higher or lower (default: guessed from the name: loss, error, mse, mae, "
-            "perplexity, time, latency are lower).",
+            help="Which is better, higher or lower. Default: guessed from the name's words (loss, error, wer, nll, "
+            "fid, mse, time, ms, memory, mb ... are lower; accuracy, f1, auc, bleu, score ... higher); a name with "
+            "no known word has no direction: its changes are 'changed', never improved or regressed.",
             choices=DIRECTIONS,
             expected='"higher" or "lower" (which is better)',
         ),
@@ -111,10 +115,27 @@ METRIC_POLICY = Table(
             "neither tolerance is set).",
             minimum=0,
         ),
-        "required": Field(bool, True, "Only a required metric's regression fails the job; a missing one warns."),
+        "required": Field(
+            bool,
+            help="true declares a gating metric: once any metric is declared, only declared ones fail the job "
+            "(Holm across them) and the rest are report-only; false: never fails the job (default: gating while "
+            "no metric is declared).",
+        ),
         "test": Field(str, "welch", "With 2+ samples per side: welch or bootstrap.", choices=TESTS),
         "alpha": Field(
-            float, 0.05, "Significance level of the one-sided test.", exclusive_minimum=0, exclusive_maximum=0.5
+            float,
+            0.05,
+            "Significance level, after the correction for many metrics: with the defaults a pull request with no "
+            "real change fails at most this often, however many metrics it has.",
+            exclusive_minimum=0,
+            exclusive_maximum=0.5,
+        ),
+        "values": Field(
+            str,
+            help="What a list of numbers holds: seeds (repeated runs) or per-class (one value per class; a list "
+            "of lists is one row per seed). Default: per-class when the name says so (per_class, classwise, "
+            "confusion), else seeds.",
+            choices=VALUES,
         ),
     },
     help="The policy of the metrics this name (file:key), key or glob names; the most specific one wins.",
@@ -166,6 +187,20 @@ COMPARE = Table(
             "regressed",
             "What fails the job: regressed (a required metric), missing (also a required metric gone), any, never.",
             choices=FAIL_ON,
+        ),
+        "gate": Field(
+            str,
+            "auto",
+            "Which metrics can fail the job: declared (those a metrics policy sets required = true for), all, or "
+            "auto (declared ones when there are any, else all).",
+            choices=GATES,
+        ),
+        "correction": Field(
+            str,
+            "holm",
+            "Error control across metrics: holm (Holm across the gating metrics, Benjamini-Hochberg for the rest) "
+            "or none (each metric alone at its alpha: more metrics, more false failures).",
+            choices=CORRECTIONS,
         ),
         "steps-ratio": Field(
             float, 2.0, "Warn when the PR needs this many times more steps to memorize than main.", exclusive_minimum=0

@@ -18,7 +18,9 @@ EXAMPLE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def project(tmp_path):
     """A copy of the example with a short training budget, so tests never write into the repository."""
     dst = tmp_path / "example"
-    shutil.copytree(EXAMPLE, dst, ignore=shutil.ignore_patterns("data", "models", "metrics", "plots", "__pycache__"))
+    # Without the committed outputs and DVC state: the tests make their own (and `dvc init` their own .dvc).
+    skip = ("data", "models", "metrics", "plots", "__pycache__", ".dvc", ".dvcignore", "dvc.lock", "results")
+    shutil.copytree(EXAMPLE, dst, ignore=shutil.ignore_patterns(*skip))
     params = yaml.safe_load((dst / "params.yaml").read_text())
     params["prepare"]["n_samples"] = 600
     params["train"]["epochs"] = 8

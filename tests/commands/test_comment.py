@@ -422,3 +422,48 @@ def test_help_does_not_import_requests() -> None:
     code = "import sys; from ci_checks.main import build_parser; build_parser(); print('requests' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+# ---------------------------------------------------------------- concurrent posters
+
+
+def test_concurrent_posters_leave_one_sticky_comment(gh: FakeGitHub) -> None:
+    """Posters that start together on a fresh pull request all list before anyone posts (the API is slow), so
+    each creates a comment; after it, they must settle on one: the oldest, with one of their bodies."""
+    import threading
+
+    gh.list_delay = 0.03
+    posters, trials, raced = 3, 10, 0
+    for pr in range(100, 100 + trials):
+        start, errors = threading.Barrier(posters), []
+
+        def post(i: int, pr: int = pr, start: threading.Barrier = start, errors: list[Any] = errors) -> None:
+            try:
+                start.wait()
+                post_sticky_comment(f"report {pr}.{i}", repo=REPO, pr=pr, token=ACTIONS_TOKEN, api_url=gh.url)
+            except BaseException as e:  # noqa: BLE001 - the test thread asserts on it
+                errors.append(e)
+
+        threads = [threading.Thread(target=post, args=(i,)) for i in range(posters)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert errors == []
+        created = gh.created[(REPO, pr)]
+        thread = [c for c in gh.thread(pr) if c["body"].endswith(MARKER)]
+        assert len(thread) == 1, f"pull request {pr}: {len(thread)} sticky comments"
+        assert thread[0]["id"] == min(created)  # the oldest is kept: no poster deletes what another keeps
+        assert thread[0]["body"].split("\n")[0] in {f"report {pr}.{i}" for i in range(posters)}
+        raced += len(created) > 1
+    assert raced >= trials // 2  # the race did happen (each poster created a comment), and was settled
+
+
+def test_a_later_run_deletes_duplicates_an_earlier_race_left(gh: FakeGitHub, body: Any) -> None:
+    oldest = gh.add_comment(f"old 1\n\n{MARKER}", ACTIONS_BOT)
+    gh.add_comment(f"old 2\n\n{MARKER}", ACTIONS_BOT)
+    theirs = gh.add_comment(f"quoted\n\n{MARKER}", "mallory")
+    assert comment("--body-file", body("new"), "--pr", "7") == 0
+    assert [c["id"] for c in marked(gh)] == [oldest["id"], theirs["id"]]
+    assert oldest["body"].startswith("new") and theirs["body"].startswith("quoted")
+    assert [r.method for r in gh.writes()] == ["PATCH", "DELETE"]

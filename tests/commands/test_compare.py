@@ -170,3 +170,14 @@ def test_only_one_training_results_file_is_bad_input(
     head.write_text(render_json(Report(command="train-check", checks=[CheckResult("memorization")])))
     assert p.compare("--head-results", str(head))[0] == 2
     assert "pass both --base-results and --head-results" in capsys.readouterr().err
+
+
+def test_an_error_that_quotes_a_hostile_file_name_stays_one_line(
+    compare_project: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = '[tool.ci-checks.compare]\nfiles = ["metrics/*.json"]\n'
+    hostile = "metrics/x\n::error title=forged::y.json"
+    p = compare_project({"pyproject.toml": config, "metrics/a.json": {"acc": 0.9}}, {hostile: "{oops"})
+    assert p.compare()[0] == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "x\\n::error title=forged::y.json: invalid JSON" in err

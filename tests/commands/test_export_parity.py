@@ -61,6 +61,13 @@ SPEC = textwrap.dedent("""
 
     def time_major():
         return _spec(TimeMajor, torch.randint(0, 20, (5, 3)), batch_dim=1)
+
+    def export_dies_half_way():
+        def export(model, inputs, path):
+            with open(path, "wb") as fh:
+                fh.write(b"half of a model")
+            raise RuntimeError("out of disk space")
+        return _spec(Plain, torch.randn(6, 4), export=export)
     """)
 
 
@@ -172,3 +179,16 @@ def test_format_and_spec_from_pyproject(
     assert main(["export-parity"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["command"] == "export-parity" and doc["status"] == "pass"
+
+
+def test_keep_writes_the_model_atomically_and_a_failed_export_keeps_the_old_one(spec_file: str, tmp_path: Path) -> None:
+    kept = tmp_path / "model.onnx"
+    code, _ = run(spec_file, "plain", tmp_path, "--keep", str(kept))
+    assert code == 0
+    exported = kept.read_bytes()
+    assert exported.startswith(b"\x08")  # an ONNX ModelProto
+    for failing in ("unsupported", "export_dies_half_way"):
+        code, _ = run(spec_file, failing, tmp_path, "--keep", str(kept))
+        assert code == 1
+        assert kept.read_bytes() == exported  # not truncated, not half-written by the failed export
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".ci-checks-tmp-")]

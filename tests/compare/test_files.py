@@ -78,3 +78,33 @@ def test_read_curve_formats(tmp_path: Path) -> None:
     (tmp_path / "c.json").write_text('{"a": 1, "b": 2}')
     with pytest.raises(UserError, match="c.json: a JSON plot must be a list of records"):
         read_curve(tree, CurveSpec("c.json"))
+
+
+def test_a_key_with_a_dot_and_a_nested_key_stay_two_metrics() -> None:
+    flat = dict(flatten({"val.acc": 1, "val": {"acc": 2}, 'say "hi"': 3}))
+    assert flat == {'"val.acc"': 1, "val.acc": 2, '"say \\"hi\\""': 3}
+
+
+def test_per_class_values_split_into_one_metric_per_class() -> None:
+    from ci_checks.compare.files import Metric, per_class
+
+    one_run = Metric("m.json:per_class_f1", "m.json")
+    one_run.add([0.9, 0.8, 0.7])
+    assert {k: v.samples for k, v in (per_class(one_run) or {}).items()} == {
+        "m.json:per_class_f1[0]": [0.9],
+        "m.json:per_class_f1[1]": [0.8],
+        "m.json:per_class_f1[2]": [0.7],
+    }
+    seeds = Metric("m.json:f1", "m.json")
+    seeds.add([[0.9, 0.8], [0.91, 0.79], [0.89, 0.81]])  # one row per seed
+    assert seeds.nested and seeds.samples == [] and seeds.invalid is None
+    assert {k: v.samples for k, v in (per_class(seeds) or {}).items()} == {
+        "m.json:f1[0]": [0.9, 0.91, 0.89],
+        "m.json:f1[1]": [0.8, 0.79, 0.81],
+    }
+    ragged = Metric("m.json:f1", "m.json")
+    ragged.add([[0.9, 0.8], [0.91]])
+    assert (per_class(ragged) or {})["m.json:f1[1]"].invalid == "a per-class value missing from 1 of 2 rows"
+    scalar = Metric("m.json:f1", "m.json")
+    scalar.add(0.5)
+    assert per_class(scalar) is None

@@ -39,9 +39,38 @@ def policy(**overrides: Any) -> Policy:
         pytest.param("eval.json:test.error_rate", "lower", id="error"),
         pytest.param("m.json:latency_ms", "lower", id="latency"),
         pytest.param("m.json:rmse", "lower", id="rmse-word"),
-        pytest.param("m.json:timestep_count", "higher", id="time-inside-a-word"),
+        pytest.param("m.json:timestep_count", "unknown", id="time-inside-a-word"),
         pytest.param("m.json:ppl", "lower", id="perplexity-short"),
         pytest.param("loss_curves.json:f1", "higher", id="only-the-key-counts"),
+        # The names the issue found guessed "higher is better", and their neighbours.
+        *(
+            pytest.param(f"m.json:{key}", "lower", id=key)
+            for key in (
+                "wer",
+                "cer",
+                "nll",
+                "fid",
+                "bpd",
+                "runtime",
+                "train_seconds",
+                "eval_ms",
+                "mape",
+                "kl_divergence",
+                "peak_memory_mb",
+                "val/top1_err",
+                "valLoss",
+                "test.error_rate",
+                "gpuMemoryMiB",
+                "brier_score",
+            )
+        ),
+        *(
+            pytest.param(f"m.json:{key}", "higher", id=key)
+            for key in ("top1", "eval/mAP", "rouge_l", "tokens_per_sec", "samples_per_second", "f1_score", "mIoU")
+        ),
+        pytest.param("m.json:time_to_accuracy", "unknown", id="both-ways"),
+        pytest.param("m.json:num_params", "unknown", id="no-known-word"),
+        pytest.param("m.json:per_class_cat", "unknown", id="cat"),
     ],
 )
 def test_guess_direction_from_the_key(name: str, direction: str) -> None:
@@ -150,9 +179,11 @@ def test_every_verdict_on_single_values(compare_project: Any) -> None:
     assert loss["status"] == "fail" and loss["figures"]["direction"] == "lower" and loss["figures"]["direction_guessed"]
     assert loss["summary"] == "0.3 -> 0.36 (+20.0%), regressed (tolerance 0.003)"
     assert "guessed" in loss["findings"][0]["message"] and loss["findings"][0]["location"]["file"] == "metrics.json"
-    # NaN where main had a number fails a required metric; a string or a nested structure only warns.
+    # A number on main that is NaN, a string or a nested structure now fails a gating metric: it is broken.
     assert check(doc, "metrics.json:name")["status"] == "fail"
-    assert check(doc, "metrics.json:bleu")["findings"][0]["severity"] == "warning"
+    assert check(doc, "metrics.json:bleu")["findings"][0]["severity"] == "error"
+    assert check(doc, "metrics.json:bleu")["findings"][0]["details"]["reason"] == "invalid"
+    assert check(doc, "metrics.json:name")["findings"][0]["details"]["reason"] == "nonfinite"
     assert "nested structure" in check(doc, "metrics.json:per_class")["findings"][0]["message"]
     assert check(doc, "metrics.json:gone")["status"] == "warn"
     assert check(doc, "metrics.json:model")["findings"] == []  # a label on both sides: nothing new to report
@@ -280,3 +311,34 @@ def test_policy_for_a_metric_that_exists_nowhere(compare_project: Any, capsys: p
     rc, doc = p.compare()
     policy = check(doc, "policy acuracy")
     assert rc == 0 and policy["status"] == "warn" and policy["figures"]["closest"] == ["metrics.json:accuracy"]
+
+
+# ---------------------------------------------------------------- values: keys, per-class lists
+
+
+def test_dotted_and_nested_keys_are_compared_apart(compare_project: Any) -> None:
+    p = compare_project(
+        {"pyproject.toml": CONFIG, "metrics.json": {"val.acc": 0.5, "val": {"acc": 0.9}}},
+        {"metrics.json": json.dumps({"val.acc": 0.5, "val": {"acc": 0.8}})},
+    )
+    rc, doc = p.compare()
+    assert verdicts(doc) == {'metrics.json:"val.acc"': "unchanged", "metrics.json:val.acc": "regressed"} and rc == 1
+
+
+def test_per_class_lists_are_compared_per_class_or_skipped(compare_project: Any) -> None:
+    config = CONFIG + '\n[tool.ci-checks.metrics.f1]\nvalues = "per-class"\n'
+    base = {"per_class_recall": [0.9, 0.8], "f1": [[0.9, 0.8], [0.91, 0.79], [0.89, 0.81]], "iou": [[0.5, 0.6]]}
+    head = {"per_class_recall": [0.9, 0.6], "f1": [[0.9, 0.7], [0.91, 0.69], [0.89, 0.71]], "iou": [[0.5, 0.6]]}
+    p = compare_project({"pyproject.toml": config, "metrics.json": base}, {"metrics.json": json.dumps(head)})
+    rc, doc = p.compare()
+    assert verdicts(doc) == {
+        "metrics.json:per_class_recall[0]": "unchanged",  # per-class from its name
+        "metrics.json:per_class_recall[1]": "regressed",
+        "metrics.json:f1[0]": "unchanged",  # declared per-class, rows are seeds: Welch per class
+        "metrics.json:f1[1]": "regressed",
+        "metrics.json:iou": "skipped",  # a list of lists nobody declared
+    }
+    assert check(doc, "metrics.json:f1[1]")["figures"]["test"] == "welch"
+    (notice,) = check(doc, "metrics.json:iou")["findings"]
+    assert notice["severity"] == "notice" and '[tool.ci-checks.metrics."iou"] values = "per-class"' in notice["message"]
+    assert rc == 1
