@@ -634,8 +634,10 @@ def signals_itself():
 @pytest.mark.parametrize(
     ("function", "call"),
     [
-        pytest.param("exits_hard", "HardExit at step 1: SystemExit(0)", id="os._exit"),
-        pytest.param("signals_itself", "HardExit at step 1: SystemExit('SIGTERM')", id="kill-self"),
+        pytest.param(
+            "exits_hard", "HardExit at step 1: os._exit(0) - the code called os._exit(0), which ends", id="os._exit"
+        ),
+        pytest.param("signals_itself", "HardExit at step 1: os.kill(its own pid, SIGTERM)", id="kill-self"),
     ],
 )
 def test_a_step_that_ends_the_process_is_a_finding(tmp_path, write_spec, function, call):

@@ -124,6 +124,9 @@ def ran_the_model(error: BaseException) -> bool:
 
 
 def likely_cause(error: BaseException) -> str | None:
+    call = getattr(error, "call", None)
+    if isinstance(error, SystemExit) and isinstance(call, str):
+        return f"the code called {call}, which ends the process without unwinding - return or raise instead"
     if isinstance(error, SystemExit):
         return "the code called sys.exit()/exit() - a script's main() or argparse run at import or inside the step"
     text = str(error)
@@ -134,6 +137,9 @@ def likely_cause(error: BaseException) -> str | None:
 
 
 def first_line(error: BaseException) -> str:
+    call = getattr(error, "call", None)
+    if isinstance(error, SystemExit) and isinstance(call, str):
+        return call
     if isinstance(error, SystemExit):
         return f"SystemExit({error.code!r})"
     text = str(error).strip()
