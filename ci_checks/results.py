@@ -255,16 +255,25 @@ class Report:
         )
         if not well_formed or not isinstance(data.get("subject", {}), Mapping):
             raise UserError(f"{source}: malformed results document (checks must be a list of objects); regenerate it")
+        try:
+            return cls._from_checked(data, checks)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise UserError(f"{source}: malformed results document ({type(e).__name__}: {e}); regenerate it") from None
+
+    @classmethod
+    def _from_checked(cls, data: Mapping[str, Any], checks: list[Any]) -> Report:
         report = cls(command=str(data.get("command", "")), subject=dict(data.get("subject", {})))
         report.created = str(data.get("created", report.created))
-        for c in data.get("checks", []):
+        for c in checks:
+            if c.get("status", "pass") not in STATUSES:
+                raise ValueError(f"check {c['check']!r} has status {c.get('status')!r}, not one of {STATUSES}")
             result = CheckResult(
                 check=c["check"],
                 figures=dict(c.get("figures", {})),
                 series={k: list(v) for k, v in c.get("series", {}).items()},
                 summary=c.get("summary", ""),
                 skipped=c.get("status") == "skip",
-                duration_s=float(c.get("duration_s", 0.0)),
+                duration_s=_number(c.get("duration_s", 0.0)),
             )
             for f in c.get("findings", []):
                 loc = f.get("location")
@@ -273,12 +282,18 @@ class Report:
                         check=f.get("check", result.check),
                         severity=f["severity"],
                         message=f["message"],
-                        location=None if not loc else Location(loc["file"], loc.get("line")),
+                        location=None if not loc else Location(str(loc["file"]), loc.get("line")),
                         details=dict(f.get("details", {})),
                     )
                 )
             report.checks.append(result)
         return report
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"duration_s must be a number, got {value!r}")
+    return float(value)
 
 
 def load_report(path: str) -> Report:

@@ -115,13 +115,11 @@ CASES = [
         ["report", RESULTS, "--max-chars", "0"],
         "--max-chars",
         id="report-max-chars-0",
-        marks=pytest.mark.xfail(strict=True, reason="commands/report.py (another change) accepts it"),
     ),
     pytest.param(
         ["report", RESULTS, "--plots-dir", "a-file/plots"],
         "plots",
         id="report-plots-dir",
-        marks=pytest.mark.xfail(strict=True, reason="commands/report.py (another change): exit 3"),
     ),
 ]
 
@@ -138,17 +136,14 @@ MALFORMED = [
             ]
         },
         id="location-not-an-object",
-        marks=pytest.mark.xfail(strict=True, reason="ci_checks/results.py (another change): exit 3"),
     ),
     pytest.param(
         {"checks": [{"check": "c", "status": "pass", "duration_s": "fast"}]},
         id="duration-not-a-number",
-        marks=pytest.mark.xfail(strict=True, reason="ci_checks/results.py (another change): exit 3"),
     ),
     pytest.param(
         {"checks": [{"check": "c", "status": "bogus"}]},
         id="unknown-status",
-        marks=pytest.mark.xfail(strict=True, reason="ci_checks/results.py (another change) accepts it"),
     ),
 ]
 
@@ -184,7 +179,6 @@ def test_a_malformed_results_document_exits_2(
     assert err.startswith("ci-checks: error: bad.json") and err.count("\n") == 1 and "Traceback" not in err
 
 
-@pytest.mark.xfail(strict=True, reason="ci_checks/compare (another change): RecursionError is exit 3")
 def test_metrics_nested_too_deep_exit_2(
     compare_project: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -194,7 +188,6 @@ def test_metrics_nested_too_deep_exit_2(
     assert_one_line(capsys, main(["compare", "--head-dir", str(p.root), "--base", "main"]), "m.json")
 
 
-@pytest.mark.xfail(strict=True, reason="commands/report.py (another change) appends to it itself: exit 3")
 def test_report_with_an_unwritable_step_summary_exits_2(
     project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

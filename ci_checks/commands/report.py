@@ -97,28 +97,41 @@ def run(args: argparse.Namespace) -> int:
         reports.append(load_report(path))
     if not reports:
         raise UserError("no results to report: every results file was missing; check the jobs that write them")
+    if args.max_chars is not None and args.max_chars < MIN_CHARS:
+        raise UserError(f"--max-chars must be at least {MIN_CHARS} (a headline and a table), got {args.max_chars}")
     images: dict[str, str] = {}
     if args.plots_dir:
-        images = render_pngs(reports, args.plots_dir)
+        try:
+            images = render_pngs(reports, args.plots_dir)
+        except OSError as e:
+            raise UserError(f"--plots-dir {args.plots_dir}: cannot write the charts there ({e.strerror})") from None
     markdown = render(reports, title=args.title, max_chars=args.max_chars, images=images if args.embed_images else {})
     if args.output:
+        from ci_checks._io import write_text
+
         try:
-            with open(args.output, "w", encoding="utf-8") as fh:
-                fh.write(markdown)
+            write_text(args.output, markdown)
         except OSError as e:
             raise UserError(f"{args.output}: cannot write the report ({e.strerror})") from None
     else:
         sys.stdout.write(markdown)
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with open(summary, "a", encoding="utf-8") as fh:
-            fh.write(markdown)
     status = worst(reports)
-    output = os.environ.get("GITHUB_OUTPUT")
-    if output:
-        with open(output, "a", encoding="utf-8") as fh:
-            fh.write(f"status={status}\n" + (f"report={args.output}\n" if args.output else ""))
+    for variable, text in (
+        ("GITHUB_STEP_SUMMARY", markdown),
+        ("GITHUB_OUTPUT", f"status={status}\n" + (f"report={args.output}\n" if args.output else "")),
+    ):
+        target = os.environ.get(variable)
+        if not target:
+            continue
+        try:
+            with open(target, "a", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as e:
+            raise UserError(f"{variable}={target}: cannot append to it ({e.strerror})") from None
     return 0
+
+
+MIN_CHARS = 1000  # the smallest report budget that still holds a headline and a table
 
 
 def worst(reports: Sequence[Report]) -> str:

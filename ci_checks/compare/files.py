@@ -40,8 +40,42 @@ def _yaml() -> Any:
     return yaml
 
 
+MAX_DEPTH = 64  # nesting deeper than this is no metrics file (and would exhaust the recursion of its readers)
+
+
 def parse_document(data: bytes, path: str, where: str) -> Any:
     """Parse a JSON, YAML or TOML file by its suffix; raise UserError naming the file and the parse error."""
+    try:
+        document = _parse(data, path, where)
+    except RecursionError:
+        document = None
+        deep = True
+    else:
+        deep = _depth(document) > MAX_DEPTH
+    if deep:
+        raise UserError(f"{where}: nested more than {MAX_DEPTH} levels deep; not a metrics file") from None
+    return document
+
+
+def _depth(document: Any) -> int:
+    """How deeply lists and tables nest, without recursion."""
+    deepest, stack = 0, [(document, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _parse(data: bytes, path: str, where: str) -> Any:
     text = data.decode("utf-8-sig", "replace")
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".json":
