@@ -18,7 +18,7 @@ TRAIN_CHECK_MODULE = COMMANDS[TRAIN_CHECK]
 def _version() -> str:
     from ci_checks import __version__
 
-    return __version__
+    return str(__version__)
 
 
 def _add_debug(parser: argparse.ArgumentParser) -> None:
