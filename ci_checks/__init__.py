@@ -1,12 +1,18 @@
 """ci-checks: catch silently broken deep-learning training before merge.
 
-The names below load on first use, so `ci-checks` starts (and Ctrl-C during its start is handled) without
+The spec helpers load on first use, so `ci-checks` starts (and Ctrl-C during its start is handled) without
 importing the spec machinery first.
 """
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
+
+try:
+    __version__ = version("ci-checks")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0+unknown"
 
 if TYPE_CHECKING:
     from ci_checks.spec import TrainingSpec, load_from_script, synthetic_batch
@@ -19,11 +25,4 @@ def __getattr__(name: str) -> Any:
         from ci_checks import spec
 
         return getattr(spec, name)
-    if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            return version("ci-checks")
-        except PackageNotFoundError:  # running from a source tree that was not installed
-            return "0+unknown"
     raise AttributeError(f"module 'ci_checks' has no attribute {name!r}")
