@@ -28,6 +28,8 @@ class Kind(str, Enum):
     TRAINING = "training"  # compare: steps-to-memorize of the base and head train-check results
     POLICY = "policy"  # compare: a [tool.ci-checks.metrics] policy that matched no metric
     RERUN = "rerun"  # rerun: one replayed run (ref, sha, device, returncode, seconds)
+    DATA = "data"  # data-check / data-stats: one expectation or one dataset's drift against the base
+    QUALITY = "quality"  # quality: one suite (slices, behavioural tests, calibration), maybe against the base
 
 
 class Verdict(str, Enum):
