@@ -144,6 +144,7 @@ def run_checks(
         result = _run_one(name, session, report)
         result.duration_s = time.perf_counter() - start
         report.checks.append(result)
+    report.subject["steps_taken"] = harness.steps_taken  # the shared run's and the checks' own (reproducibility...)
     return report
 
 

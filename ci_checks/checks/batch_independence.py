@@ -72,6 +72,8 @@ def check(session: Session) -> CheckResult:
         return result
     tol = float(session.opt(NAME, "tolerance"))
     samples = _probed_samples(n)
+    # A fresh build, not preflight's model: its one forward in training mode may have set state that the eval
+    # path needs, and an eval path that raises on an untrained model is a finding.
     model, _ = h.build()
     with probe_mode(model, training=False):
         try:

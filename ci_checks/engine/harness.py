@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import io
 import math
 import os
 import tempfile
@@ -30,6 +31,14 @@ from ci_checks.spec import TrainingSpec, location_of
 
 # The seeds torch, numpy and random all accept (numpy's legacy seeding stops at 2**32 - 1).
 MIN_SEED, MAX_SEED = 0, 2**32 - 1
+
+# The eval-mode fit (an extra forward) is taken at every step up to this one, then at every EVAL_EVERY-th step.
+EVAL_EVERY_STEP_UNTIL = 3
+EVAL_EVERY = 3
+
+# The kit's own checkpoint (model and optimizer state) stays in memory up to this size, and goes to a temporary file
+# beyond it: a smoke test's model is small, and a file costs a write and a read.
+IN_MEMORY_CHECKPOINT_BYTES = 256 * 2**20
 
 MODE_DEPENDENT = (
     torch.nn.modules.dropout._DropoutNd,
@@ -79,7 +88,8 @@ class Run:
     plain_tensors: dict[str, bool] = field(default_factory=dict)  # name -> changed during training
     state_at: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
     rng_at: dict[int, Any] = field(default_factory=dict)
-    checkpoint_path: str | None = None
+    checkpoint_path: str | None = None  # the checkpoint written to disk (the user's save_checkpoint, or a large one)
+    checkpoint_bytes: io.BytesIO | None = None  # the kit's own checkpoint, kept in memory when small
     checkpoint_error: UserCodeError | None = None
     first_outputs: Any = None  # the model's outputs in step 1 (first forward, detached), as the user's step saw them
     optimizer: str = ""  # the optimizer's class name
@@ -122,6 +132,17 @@ def _max_lr(optimizer: torch.optim.Optimizer) -> float | None:
     lrs = [g.get("lr") for g in optimizer.param_groups]
     values = [float(v) for v in lrs if isinstance(v, (int, float)) or (isinstance(v, torch.Tensor) and v.numel() == 1)]
     return max(values) if values else None
+
+
+def _nbytes(state: Any) -> int:
+    """The bytes of the tensors in a (nested) state dict."""
+    if isinstance(state, torch.Tensor):
+        return state.numel() * state.element_size()
+    if isinstance(state, dict):
+        return sum(_nbytes(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return sum(_nbytes(v) for v in state)
+    return 0
 
 
 def _clone_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -184,6 +205,8 @@ class Harness:
         self.init_loss: float | None = None
         self.init_prediction: torch.Tensor | None = None
         self._preflown = False
+        self.steps_taken = 0  # training steps taken by every run and check of this harness
+        self._targets_on: dict[torch.device, tuple[torch.Tensor, int]] = {}
         self._runs: dict[tuple[Any, ...], Run] = {}
         # Where progress goes while a step runs long (the session's progress line); None: nowhere.
         self.heartbeat: Callable[[str], None] | None = None
@@ -248,6 +271,7 @@ class Harness:
         Whatever the user's code raises (or a sys.exit() in it) comes out as a UserCodeError naming the step; a step
         that runs past the per-step time limit is stopped and comes out as a StepTimeout (see StepWatch).
         """
+        self.steps_taken += 1
         with self._watch.step(step):
             if self.spec.train_step is not None:
                 loss = call_user(
@@ -363,7 +387,6 @@ class Harness:
         task = self.task
         if pred is None or task.kind == "other" or not isinstance(self.targets, torch.Tensor):
             return None
-        pred = pred.detach().float()
         targets = self.targets
         try:
             if task.kind == "classification":
@@ -373,12 +396,14 @@ class Harness:
                     or pred.numel() // max(pred.shape[task.class_dim], 1) != targets.numel()
                 ):
                     return None
-                flat = pred.movedim(task.class_dim, -1).reshape(-1, pred.shape[task.class_dim])
-                t = targets.reshape(-1).to(flat.device)
-                keep = t >= 0
-                if not bool(keep.any()):
+                t, kept = self._class_targets(pred.device)
+                if not kept:
                     return None
-                return float((flat.argmax(-1)[keep] == t[keep]).float().mean())
+                # Ignored targets are negative and argmax never is, so they never count as hits: three kernels a
+                # step, where masking would take eight.
+                hits = pred.detach().movedim(task.class_dim, -1).reshape(-1, pred.shape[task.class_dim]).argmax(-1)
+                return int((hits == t).sum()) / kept
+            pred = pred.detach().float()
             if pred.numel() != targets.numel():
                 return None
             if task.kind == "binary":
@@ -398,6 +423,14 @@ class Harness:
             return 1.0 - float(((p - t) ** 2).sum()) / var
         except (RuntimeError, IndexError, ValueError):
             return None
+
+    def _class_targets(self, device: torch.device) -> tuple[torch.Tensor, int]:
+        """The class targets flattened on `device`, and how many are not ignored (>= 0); computed once."""
+        cached = self._targets_on.get(device)
+        if cached is None:
+            t = self.targets.reshape(-1).to(device)
+            cached = self._targets_on[device] = (t, int((t >= 0).sum()))
+        return cached
 
     def eval_fit(self, model: torch.nn.Module) -> float | None:
         with probe_mode(model, training=False), torch.no_grad():
@@ -463,79 +496,83 @@ class Harness:
         progress_of = Progress(self.task.kind != "other")
         start = time.perf_counter()
         try:
-            for step in range(1, max_steps + 1):
-                state.begin_step(step)
-                try:
-                    loss = self.step(model, optimizer, step)
-                except UserCodeError as e:
-                    run.error = e
-                    run.stop_reason = "error"
-                    break
-                finally:
-                    state.end_step()
-                if step == 1 and state.outputs:
-                    run.first_outputs = _tree.map_tree(state.outputs[0], lambda t: t.detach())
-                run.losses.append(loss)
-                if step == 1 and self.init_loss is None:
-                    self.init_loss = loss  # loss_fn could not run on the whole batch: the step's own first loss
-                run.lrs.append(_max_lr(optimizer))
-                if not math.isfinite(loss) and run.nonfinite is None:
-                    run.nonfinite = (step, "the loss")
-                if step == 1:
-                    run.changes = {
-                        n: float((p.detach() - before[n]).abs().max()) if p.numel() else 0.0 for n, p in named.items()
-                    }
-                    run.grad_norms = dict(state.grad_norms)
-                    for n, m in model.named_modules():
-                        if n in bn_before and m.running_mean is not None:
-                            run.bn_updated[n] = not torch.equal(m.running_mean, bn_before[n])
-                if run.params_changed_at is None and any(not torch.equal(p, before[n]) for n, p in named.items()):
-                    run.params_changed_at = step
-                if run.nonfinite is None:
-                    for n, p in named.items():
-                        if not bool(torch.isfinite(p).all()):
-                            run.nonfinite = (step, f"parameter {n}")
-                            break
-                # Train-mode outputs judge the fit only without dropout: its noise can break a tie the model
-                # cannot (BatchNorm is why they are used at all: eval mode lags behind its running statistics).
-                try:
-                    fit = None if has_dropout else call_user("prediction(outputs)", state.train_fit, self, step=step)
-                    if self.task.kind != "other" and (step <= 20 or step % 3 == 0 or step == max_steps):
-                        eval_fit = call_user("the model in eval mode", self.eval_fit, model, step=step)
-                        if eval_fit is not None and (fit is None or eval_fit > fit):
-                            fit = eval_fit
-                except UserCodeError as e:  # the model's eval path or prediction() raised: a finding like a step's
-                    run.error = e
-                    run.stop_reason = "error"
-                    break
-                run.fits.append(fit)
-                if progress_of.update(loss, fit):
-                    run.best_step = step
-                if step in keep_states:
-                    run.state_at[step] = _clone_state(model)
-                if checkpoint_step == step:
-                    self._save(model, optimizer, run, step)
-                if progress is not None:
-                    progress(step, loss, fit)
-                if run.steps_to_memorize is None and done is not None and done(loss, fit):
-                    run.steps_to_memorize = step
-                if run.steps_to_memorize is not None and step >= min_steps:
-                    run.stop_reason = "memorized"
-                    break
-                if step >= min_steps and not math.isfinite(loss):
-                    run.stop_reason = "non-finite loss"
-                    break
-                if step == min_steps and run.params_changed_at is None:
-                    run.stop_reason = "no parameter changes"  # nothing moved in min_steps steps: more will not help
-                    break
-                if patience is not None and step >= min_steps and step - run.best_step >= patience:
-                    run.stop_reason = "stalled"
-                    break
-                if time.perf_counter() - start > max_seconds and step >= min_steps:
-                    run.stop_reason = "time budget"
-                    break
-            else:
-                run.stop_reason = "step budget"
+            with self._watch.steady():  # the step alarm's handler installed once for the run
+                for step in range(1, max_steps + 1):
+                    state.begin_step(step)
+                    try:
+                        loss = self.step(model, optimizer, step)
+                    except UserCodeError as e:
+                        run.error = e
+                        run.stop_reason = "error"
+                        break
+                    finally:
+                        state.end_step()
+                    if step == 1 and state.outputs:
+                        run.first_outputs = _tree.map_tree(state.outputs[0], lambda t: t.detach())
+                    run.losses.append(loss)
+                    if step == 1 and self.init_loss is None:
+                        self.init_loss = loss  # loss_fn could not run on the whole batch: the step's own first loss
+                    run.lrs.append(_max_lr(optimizer))
+                    state.check_finite(loss)
+                    if step == 1:
+                        run.changes = {
+                            n: float((p.detach() - before[n]).abs().max()) if p.numel() else 0.0
+                            for n, p in named.items()
+                        }
+                        run.grad_norms = dict(state.grad_norms)
+                        for n, m in model.named_modules():
+                            if n in bn_before and m.running_mean is not None:
+                                run.bn_updated[n] = not torch.equal(m.running_mean, bn_before[n])
+                    if run.params_changed_at is None and any(not torch.equal(p, before[n]) for n, p in named.items()):
+                        run.params_changed_at = step
+                    # Train-mode outputs judge the fit only without dropout: its noise can break a tie the model
+                    # cannot (BatchNorm is why they are used at all: eval mode lags behind its running statistics).
+                    # The eval-mode forward is an extra pass, so it runs on a schedule, and only where it can tell
+                    # more than the step's own outputs: dropout, a mode-dependent layer, or no usable train-mode fit.
+                    try:
+                        fit = (
+                            None if has_dropout else call_user("prediction(outputs)", state.train_fit, self, step=step)
+                        )
+                        if (
+                            self.task.kind != "other"
+                            and (fit is None or run.mode_dependent)
+                            and (step <= EVAL_EVERY_STEP_UNTIL or step % EVAL_EVERY == 0 or step == max_steps)
+                        ):
+                            eval_fit = call_user("the model in eval mode", self.eval_fit, model, step=step)
+                            if eval_fit is not None and (fit is None or eval_fit > fit):
+                                fit = eval_fit
+                    except UserCodeError as e:  # the model's eval path or prediction() raised: a finding like a step's
+                        run.error = e
+                        run.stop_reason = "error"
+                        break
+                    run.fits.append(fit)
+                    if progress_of.update(loss, fit):
+                        run.best_step = step
+                    if step in keep_states:
+                        run.state_at[step] = _clone_state(model)
+                    if checkpoint_step == step:
+                        self._save(model, optimizer, run, step)
+                    if progress is not None:
+                        progress(step, loss, fit)
+                    if run.steps_to_memorize is None and done is not None and done(loss, fit):
+                        run.steps_to_memorize = step
+                    if run.steps_to_memorize is not None and step >= min_steps:
+                        run.stop_reason = "memorized"
+                        break
+                    if step >= min_steps and not math.isfinite(loss):
+                        run.stop_reason = "non-finite loss"
+                        break
+                    if step == min_steps and run.params_changed_at is None:
+                        run.stop_reason = "no parameter changes"  # nothing moved in min_steps steps: more will not help
+                        break
+                    if patience is not None and step >= min_steps and step - run.best_step >= patience:
+                        run.stop_reason = "stalled"
+                        break
+                    if time.perf_counter() - start > max_seconds and step >= min_steps:
+                        run.stop_reason = "time budget"
+                        break
+                else:
+                    run.stop_reason = "step budget"
         finally:
             state.close()
         run.seconds = time.perf_counter() - start
@@ -548,17 +585,26 @@ class Harness:
         return run
 
     def _save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, run: Run, step: int) -> None:
+        """The checkpoint: the user's save_checkpoint writes a file; the kit's own goes to memory when small."""
+        if step not in run.state_at:  # kept already when a check asked for the state at this step
+            run.state_at[step] = _clone_state(model)
+        run.rng_at[step] = rng_state()
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
+        if self.spec.save_checkpoint is None and _nbytes(state) <= IN_MEMORY_CHECKPOINT_BYTES:
+            buffer = io.BytesIO()
+            torch.save(state, buffer)  # serialized as on disk, so what torch.save cannot hold still fails
+            run.checkpoint_bytes = buffer
+            set_rng_state(run.rng_at[step])
+            return
         fd, path = tempfile.mkstemp(prefix="ci-checks-ckpt-", suffix=".pt")
         os.close(fd)
         self._temp_files.append(path)
         run.checkpoint_path = path
-        run.state_at[step] = _clone_state(model)
-        run.rng_at[step] = rng_state()
         try:
             if self.spec.save_checkpoint is not None:
                 call_user("save_checkpoint", self.spec.save_checkpoint, model, optimizer, path)
             else:
-                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, path)
+                torch.save(state, path)
         except UserCodeError as e:  # reported by the checkpoint check
             run.checkpoint_error = e
         set_rng_state(run.rng_at[step])
@@ -567,12 +613,17 @@ class Harness:
         self, run: Run, step: int, steps: int
     ) -> tuple[list[float], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Build fresh objects, load the run's checkpoint, continue: return losses and states (loaded, final)."""
-        assert run.checkpoint_path is not None
+        assert run.checkpoint_path is not None or run.checkpoint_bytes is not None
         model, optimizer = self.build(seed=self.seed + 1)
         if self.spec.load_checkpoint is not None:
             call_user("load_checkpoint", self.spec.load_checkpoint, model, optimizer, run.checkpoint_path)
         else:
-            ckpt = torch.load(run.checkpoint_path, map_location=self.device, weights_only=False)
+            source: io.BytesIO | str | None = run.checkpoint_path
+            if run.checkpoint_bytes is not None:
+                source = run.checkpoint_bytes
+                source.seek(0)
+            assert source is not None
+            ckpt = torch.load(source, map_location=self.device, weights_only=False)
             model.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
         loaded = _clone_state(model)

@@ -63,13 +63,51 @@ class StepWatch:
         self._cond = threading.Condition()
         self._running: tuple[int | None, float, StepLimit] | None = None  # while a step runs
         self._thread: threading.Thread | None = None
+        self._idle = False  # the heartbeat thread waits for a step to start (and wants to be told)
+        self._steady: Any = None  # inside steady(): the SIGALRM handler to restore at its end
+        self._hard_stop_at: float | None = None  # when faulthandler's watchdog was last armed
+
+    @contextmanager
+    def steady(self) -> Iterator[None]:
+        """Many steps in a row: the alarm's handler is installed once for all of them, and the hard stop re-armed
+        only every HARD_STOP_GRACE_S / 2 seconds, so a step of a small model pays two setitimer calls, not ten
+        system calls and a thread."""
+        if self._steady is not None:
+            yield
+            return
+        previous = self._install()
+        self._steady = previous if previous is not None else False
+        try:
+            yield
+        finally:
+            self._steady = None
+            if previous is not None:
+                signal.signal(signal.SIGALRM, previous)
+            if self._hard_stop_at is not None:
+                import faulthandler
+
+                faulthandler.cancel_dump_traceback_later()
+                self._hard_stop_at = None
 
     @contextmanager
     def step(self, number: int | None) -> Iterator[None]:
         limit = step_limit()
         seconds = limit.seconds
-        alarm = self._arm(seconds) if seconds is not None else None
-        dumping = self._arm_hard_stop(seconds) if seconds is not None and limit.hard_stop else False
+        if self._steady is None:
+            alarm = self._arm(seconds) if seconds is not None else None
+            dumping = self._arm_hard_stop(seconds) if seconds is not None and limit.hard_stop else False
+        else:
+            alarm = None
+            if seconds is not None and self._steady is not False:
+                signal.setitimer(signal.ITIMER_REAL, seconds)
+            dumping = False
+            if seconds is not None and limit.hard_stop:
+                now = time.perf_counter()
+                # Armed at most HARD_STOP_GRACE_S / 2 ago: a step stuck from now on is ended between
+                # seconds + grace / 2 and seconds + grace after it started, never sooner.
+                if self._hard_stop_at is None or now - self._hard_stop_at > self.HARD_STOP_GRACE_S / 2:
+                    if self._arm_hard_stop(seconds):
+                        self._hard_stop_at = now
         start = time.perf_counter()
         self._begin(number, start, limit)
         try:
@@ -79,7 +117,10 @@ class StepWatch:
             raise StepTimeout("the training step", e, step=number, limit=seconds, stopped=True) from None
         finally:
             try:
-                self._disarm(alarm)
+                if self._steady is None:
+                    self._disarm(alarm)
+                elif seconds is not None and self._steady is not False:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
             finally:
                 if dumping:
                     import faulthandler
@@ -92,21 +133,27 @@ class StepWatch:
 
     # ---------------------------------------------------------------- the alarm
 
-    def _arm(self, seconds: float) -> Any:
-        """Start SIGALRM's timer; return the handler to restore, or None when the alarm cannot be used here."""
+    @staticmethod
+    def _ring(signum: int, frame: Any) -> None:
+        raise _StepAlarm()
+
+    def _install(self) -> Any:
+        """Install the alarm's handler; return the one to restore, or None when the alarm cannot be used here."""
         if (
             not hasattr(signal, "setitimer")
             or threading.current_thread() is not threading.main_thread()
             or signal.getitimer(signal.ITIMER_REAL)[0] > 0  # someone else's timer (pytest-timeout): leave it alone
         ):
             return None
-
-        def ring(signum: int, frame: Any) -> None:
-            raise _StepAlarm()
-
-        previous = signal.signal(signal.SIGALRM, ring)
-        signal.setitimer(signal.ITIMER_REAL, seconds)
+        previous = signal.signal(signal.SIGALRM, self._ring)
         return previous if previous is not None else signal.SIG_DFL
+
+    def _arm(self, seconds: float) -> Any:
+        """Start SIGALRM's timer; return the handler to restore, or None when the alarm cannot be used here."""
+        previous = self._install()
+        if previous is not None:
+            signal.setitimer(signal.ITIMER_REAL, seconds)
+        return previous
 
     def _disarm(self, previous: Any) -> None:
         if previous is None:
@@ -133,49 +180,60 @@ class StepWatch:
         harness = self._harness()
         if harness is None or harness.heartbeat is None or limit.heartbeat is None:
             return
-        with self._cond:
-            self._running = (number, start, limit)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._beat, name="ci-checks-heartbeat", daemon=True)
-                self._thread.start()
-            self._cond.notify_all()
+        self._running = (number, start, limit)  # read by the heartbeat thread; no lock, no wake-up per step
+        if self._thread is None or self._idle:
+            with self._cond:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._beat, name="ci-checks-heartbeat", daemon=True)
+                    self._thread.start()
+                self._cond.notify_all()
 
     def _end(self) -> None:
-        with self._cond:
-            self._running = None
-            self._cond.notify_all()
+        self._running = None
 
     def _beat(self) -> None:
-        """The heartbeat thread: one per harness, gone after a minute without steps."""
+        """The heartbeat thread: one per harness, gone after a minute without steps.
+
+        It sleeps until the running step's next beat is due and then looks whether that step is still running;
+        steps that end before their first beat never wake it.
+        """
+        beaten: tuple[int | None, float, StepLimit] | None = None
+        beats = 1
+        idle_since = time.perf_counter()
         with self._cond:
             while True:
-                if self._running is None:
+                running = self._running
+                now = time.perf_counter()
+                if running is None:
+                    if now - idle_since > 60.0:
+                        self._thread = None
+                        return
+                    self._idle = True
                     self._cond.wait(timeout=60.0)
-                    if self._running is None:
-                        self._thread = None
-                        return
+                    self._idle = False
                     continue
-                number, start, limit = running = self._running
+                idle_since = now
+                if running is not beaten:
+                    beaten, beats = running, 1
+                number, start, limit = running
                 assert limit.heartbeat is not None
-                beats = 1
-                while self._running is running:
-                    wait = start + beats * limit.heartbeat - time.perf_counter()
-                    if wait > 0:
-                        self._cond.wait(timeout=wait)
-                        continue
-                    harness = self._harness()
-                    if harness is None or harness.heartbeat is None:
-                        self._thread = None
-                        return
-                    which = f"step {number}" if number is not None else "a training step"
-                    cap = f" (limit {limit.seconds:g} s)" if limit.seconds is not None else ""
-                    line = f"{which} still running after {beats * limit.heartbeat:.3g} s{cap}"
-                    beat, beats = harness.heartbeat, beats + 1
-                    del harness
-                    self._cond.release()  # a slow stderr must not hold up the step's end
-                    try:
-                        beat(line)
-                    except Exception:  # noqa: BLE001 - a progress line must never break the run
-                        pass
-                    finally:
-                        self._cond.acquire()
+                due = start + beats * limit.heartbeat
+                if now < due:
+                    self._cond.wait(timeout=due - now)
+                    continue
+                harness = self._harness()
+                if harness is None or harness.heartbeat is None:
+                    self._thread = None
+                    return
+                which = f"step {number}" if number is not None else "a training step"
+                cap = f" (limit {limit.seconds:g} s)" if limit.seconds is not None else ""
+                line = f"{which} still running after {beats * limit.heartbeat:.3g} s{cap}"
+                beat, beats = harness.heartbeat, beats + 1
+                del harness
+                self._cond.release()  # a slow stderr must not hold up the step's end
+                try:
+                    beat(line)
+                except Exception:  # noqa: BLE001 - a progress line must never break the run
+                    pass
+                finally:
+                    self._cond.acquire()

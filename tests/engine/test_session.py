@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 import pytest
+import torch
 
 from ci_checks.engine.harness import Harness
 from ci_checks.engine.session import DEFAULT_MAX_SECONDS, RunNeeds, Session
@@ -41,9 +42,21 @@ def test_kept_states_and_the_checkpoint_come_from_the_needs(make_spec: Any) -> N
     )
     run = s.main_run()
     assert set(run.state_at) == {2, 3, 4}  # 3: saved with the checkpoint
-    assert run.checkpoint_path is not None
-    os.remove(run.checkpoint_path)  # the checkpoint check owns it in a suite
+    assert run.checkpoint_bytes is not None and run.checkpoint_path is None  # small: kept in memory, no file
     assert s.main_run() is run  # one run, shared
+
+
+def test_a_large_checkpoint_goes_to_a_file_and_resumes_from_it(make_spec: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ci_checks.engine import harness
+
+    monkeypatch.setattr(harness, "IN_MEMORY_CHECKPOINT_BYTES", 0)
+    s = session(make_spec, b=RunNeeds(min_steps=5, keep_states=(5,), checkpoint_step=3))
+    run = s.main_run()
+    assert run.checkpoint_bytes is None and run.checkpoint_path is not None and os.path.getsize(run.checkpoint_path)
+    losses, loaded, final = s.harness.resume(run, 3, 2)
+    assert losses == run.losses[3:5]
+    assert all(torch.equal(final[k], run.state_at[5][k]) for k in final)
+    os.remove(run.checkpoint_path)  # the checkpoint check owns it in a suite
 
 
 def test_no_needs_trains_one_step_with_the_default_cap(make_spec: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -125,8 +125,11 @@ def test_a_long_step_sends_a_heartbeat(make_spec: Any) -> None:
     assert any(line.startswith("step 2 still running after ") and line.endswith("(limit 120 s)") for line in lines)
 
 
-def test_the_harness_removes_its_checkpoints(make_spec: Any) -> None:
+def test_the_harness_removes_its_checkpoints(make_spec: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """A checkpoint the harness wrote goes with the harness, even when no check removed it (Ctrl-C mid-suite)."""
+    from ci_checks.engine import harness as _harness
+
+    monkeypatch.setattr(_harness, "IN_MEMORY_CHECKPOINT_BYTES", 0)  # a checkpoint too large for memory: a file
     harness = Harness(make_spec(), device="cpu")
     session = Session(harness, {"memorization": {}}, needs={"x": RunNeeds(min_steps=3, checkpoint_step=2)})
     path = session.main_run().checkpoint_path
