@@ -25,6 +25,12 @@ def _add_debug(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
 
 
+def _add_quiet(parser: argparse.ArgumentParser) -> None:
+    """Every command accepts --quiet, so a workflow can pass it to any of them; most declare their own."""
+    if "--quiet" not in parser._option_string_actions:
+        parser.add_argument("--quiet", action="store_true", help="no progress or status lines on stderr")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ci_checks import checks
 
@@ -42,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         command_parser = sub.add_parser(name, help=command.HELP, description=command.HELP)
         _add_debug(command_parser)
         command.add_arguments(command_parser)
+        _add_quiet(command_parser)
         if name == TRAIN_CHECK:
             # Each training check is also a subcommand of its own, with the suite's options minus --checks/--skip.
             for check in checks.names():

@@ -87,9 +87,17 @@ def render_text(report: Report) -> str:
     total = sum(c.duration_s for c in report.checks) + float(report.subject.get("training_seconds", 0.0))
     lines.append(
         f"{report.command}: {report.status.upper()} - {counts['pass']} passed, {counts['warn']} warned, "
-        f"{counts['fail']} failed, {counts['skip']} skipped in {total:.1f}s"
+        f"{counts['fail']} failed, {counts['skip']} skipped in {total:.1f}s" + _process_time(report)
     )
     return "\n".join(lines) + "\n"
+
+
+def _process_time(report: Report) -> str:
+    """The whole process's time beside the checks' own: start-up and imports (torch alone takes seconds) included."""
+    seconds = report.subject.get("process_seconds")
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+        return ""
+    return f" (process {seconds:.1f}s, with start-up and imports)"
 
 
 def render_json(report: Report) -> str:

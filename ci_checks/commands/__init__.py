@@ -100,6 +100,9 @@ def emit_results(report: Report, args: argparse.Namespace, config: dict[str, Any
 
     fmt = args.format or config.get("format", "text")
     output = output if output is not None else args.output
+    elapsed = process_seconds()
+    if elapsed is not None:
+        report.subject["process_seconds"] = round(elapsed, 3)
     if output:
         write_results(output, render_json(report))
     try:
@@ -122,6 +125,23 @@ def emit_results(report: Report, args: argparse.Namespace, config: dict[str, Any
             file=sys.stderr,
         )
     return report.exit_code
+
+
+def process_seconds() -> float | None:
+    """Wall-clock seconds since this process started: Python's start-up and imports (torch's), not only the work
+    the checks time themselves. Read from /proc on Linux; None where there is no /proc."""
+    import os
+
+    try:
+        with open("/proc/self/stat", encoding="ascii") as fh:
+            stat = fh.read()
+        with open("/proc/uptime", encoding="ascii") as fh:
+            uptime = float(fh.read().split()[0])
+        # The command name (field 2) may hold spaces and parentheses: the fields after it start past the last ')'.
+        start_ticks = int(stat[stat.rindex(")") + 2 :].split()[19])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
 
 
 def write_results(path: str, text: str) -> None:

@@ -602,6 +602,8 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(diff(change))
     else:
         write(root, changes)
+    if getattr(args, "quiet", False):
+        return EXIT_OK
     verb = {"created": "would create", "updated": "would update"} if args.dry_run else {}
     for change in changes:
         action = verb.get(change.action, change.action)

@@ -45,6 +45,20 @@ def add_arguments(parser: argparse.ArgumentParser, *, suite: bool = True) -> Non
         "by steps (default: 60)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    if suite:
+        # The CPU tier in one process: torch, the spec and the model are loaded once, not once per command.
+        parser.add_argument(
+            "--export-parity",
+            action="store_true",
+            help="also check ONNX export parity (as ci-checks export-parity with its defaults) in this process, "
+            "into the same results (default: off)",
+        )
+        parser.add_argument(
+            "--golden",
+            action="store_true",
+            help="also compare the golden suites of [tool.ci-checks.golden] (as ci-checks golden) in this process, "
+            "into the same results (default: off)",
+        )
 
 
 def _split(text: str | None) -> list[str]:
@@ -158,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
         import torch
     except ImportError:
         raise UserError("torch is not installed; install it (pip install 'ci-checks[torch]' or torch itself)") from None
+    golden = _golden_settings(config, path) if getattr(args, "golden", False) else None
     torch.set_num_threads(args.threads or DEFAULT_THREADS)
     progress = Progress(enabled=not args.quiet)
     limit = DEFAULT_STEP_SECONDS if args.step_timeout is None else args.step_timeout
@@ -171,7 +186,51 @@ def run(args: argparse.Namespace) -> int:
                 seed=seed,
                 progress=progress,
             )
+        if getattr(args, "export_parity", False):
+            from ci_checks.commands.export_parity import export_parity
+
+            progress("export parity: exporting the model to ONNX and running it in onnxruntime")
+            _merge(report, export_parity(spec), "export_parity")
+        if golden is not None:
+            from ci_checks.commands.golden import golden_check
+
+            progress(f"golden: comparing {len(golden['suites'])} suite(s) with their recorded outputs")
+            _merge(
+                report,
+                golden_check(
+                    spec,
+                    dict(golden["suites"]),
+                    directory=golden["dir"],
+                    weights=golden["weights"],
+                    atol=golden["atol"],
+                    rtol=golden["rtol"],
+                ),
+                "golden",
+            )
     finally:
         progress.done()
     report.command = args.command  # train-check, or the one check run as its own subcommand
     return emit_results(report, args, config, output=output)
+
+
+def _golden_settings(config: dict[str, Any], path: str | None) -> dict[str, Any]:
+    """[tool.ci-checks.golden] for --golden, checked before anything trains: no suites is bad input."""
+    from ci_checks.config import validate_section
+
+    golden = config.get("golden") or validate_section("golden")
+    if not golden["suites"]:
+        raise UserError(
+            "--golden: no golden suites under [tool.ci-checks.golden]"
+            + (f" in {path}" if path else "")
+            + '; add suites = {NAME = "inputs.pt"} there, or drop --golden'
+        )
+    return dict(golden)
+
+
+def _merge(report: Any, other: Any, key: str) -> None:
+    """Another command's results into the training checks' report: its checks appended, its subject under key."""
+    report.checks.extend(other.checks)
+    report.subject[key] = other.subject
+    errors = other.subject.get("internal_errors")
+    if errors:
+        report.subject.setdefault("internal_errors", []).extend(errors)
