@@ -32,9 +32,12 @@ from ci_checks.spec import TrainingSpec, location_of
 # The seeds torch, numpy and random all accept (numpy's legacy seeding stops at 2**32 - 1).
 MIN_SEED, MAX_SEED = 0, 2**32 - 1
 
-# The eval-mode fit (an extra forward) is taken at every step up to this one, then at every EVAL_EVERY-th step.
+# The eval-mode fit (an extra forward) when the step's own outputs give none (dropout): at every step up to
+# EVAL_EVERY_STEP_UNTIL, then at every EVAL_EVERY-th. When they give one but the model's outputs depend on its mode
+# (BatchNorm, functional dropout), at every EVAL_EVERY_WITH_FIT-th step; when they do not, never.
 EVAL_EVERY_STEP_UNTIL = 3
 EVAL_EVERY = 3
+EVAL_EVERY_WITH_FIT = 5
 
 # The kit's own checkpoint (model and optimizer state) stays in memory up to this size, and goes to a temporary file
 # beyond it: a smoke test's model is small, and a file costs a write and a read.
@@ -206,6 +209,7 @@ class Harness:
         self.init_prediction: torch.Tensor | None = None
         self._preflown = False
         self.steps_taken = 0  # training steps taken by every run and check of this harness
+        self.mode_dependent = True  # the model's outputs differ between train and eval mode (see preflight)
         self._targets_on: dict[torch.device, tuple[torch.Tensor, int]] = {}
         self._runs: dict[tuple[Any, ...], Run] = {}
         # Where progress goes while a step runs long (the session's progress line); None: nowhere.
@@ -327,6 +331,7 @@ class Harness:
         outputs = call_user("the model's forward on the spec's batch", self.forward, model)
         pred = call_user("prediction(outputs)", self.prediction, outputs)
         self.init_prediction = None if pred is None else pred.detach()
+        self.mode_dependent = self._depends_on_mode(model, self.init_prediction)
         try:
             loss = call_user("loss_fn(outputs, targets)", self.loss_of, outputs)
         except UserCodeError:
@@ -347,6 +352,23 @@ class Harness:
             raise UserError(f"loss_fn returned a {loss.dtype} tensor; the loss must be floating point")
         self.init_loss = float(loss.detach().float().cpu())
         self._preflown = True
+
+    def _depends_on_mode(self, model: torch.nn.Module, train_pred: torch.Tensor | None) -> bool:
+        """Whether the model's prediction differs between training and eval mode on the same weights (BatchNorm,
+        dropout, functional dropout behind `self.training`): only then can an eval-mode fit tell more than the
+        step's own outputs. Anything the eval path raises counts as "depends" (batch-independence reports it)."""
+        if train_pred is None:
+            return True
+        try:
+            with probe_mode(model, training=False), torch.no_grad():
+                pred = call_user("the model in eval mode", lambda: self.prediction(self.forward(model)))
+            return not (
+                isinstance(pred, torch.Tensor)
+                and pred.shape == train_pred.shape
+                and bool(torch.allclose(pred.float(), train_pred.float(), rtol=1e-5, atol=1e-6, equal_nan=True))
+            )
+        except Exception:  # noqa: BLE001 - a probe: the user's eval path is judged by the checks, not here
+            return True
 
     # ------------------------------------------------------------ task and fit
 
@@ -533,10 +555,10 @@ class Harness:
                         fit = (
                             None if has_dropout else call_user("prediction(outputs)", state.train_fit, self, step=step)
                         )
-                        if (
-                            self.task.kind != "other"
-                            and (fit is None or run.mode_dependent)
-                            and (step <= EVAL_EVERY_STEP_UNTIL or step % EVAL_EVERY == 0 or step == max_steps)
+                        if self.task.kind != "other" and (
+                            (fit is None and (step <= EVAL_EVERY_STEP_UNTIL or step % EVAL_EVERY == 0))
+                            or (fit is not None and self.mode_dependent and step % EVAL_EVERY_WITH_FIT == 0)
+                            or step == max_steps
                         ):
                             eval_fit = call_user("the model in eval mode", self.eval_fit, model, step=step)
                             if eval_fit is not None and (fit is None or eval_fit > fit):
