@@ -5,7 +5,8 @@ Each spec in specs/ is run these ways, one at a time (never in parallel: the fig
 1. as CI runs it: a fresh process ``ci-checks train-check --threads N --quiet --format json --output F``,
    timed from process start to exit, ``--repeats`` times (the first run gives the verdict; the others must agree);
 2. a bare script in a fresh process, as often: imports torch, builds the spec through ci_checks.spec.load_spec and
-   trains as many steps as train-check's shared run did (its report's subject.training_steps) with the spec's own
+   trains as many steps as train-check took in all (its report's subject.steps_taken: the shared run's and the
+   reproducibility and checkpoint runs'; equal work) with the spec's own
    step and nothing else: what the checks cost over training alone;
 3. in this process, warm (torch, torch._dynamo and the checks already imported): ``run_checks(spec_ref)``;
 4. the baseline every engineer writes first: overfit one batch with the spec's own step (or the plain
@@ -71,6 +72,7 @@ class CliRun:
     findings: list[str] = field(default_factory=list)
     error: str = ""
     training_steps: int | None = None
+    steps_taken: int | None = None  # every training step of the run (shared run, reproducibility, checkpoint)
     stop_reason: str = ""
 
 
@@ -98,6 +100,7 @@ class Outcome:
     inproc_seconds: float = math.nan
     inproc_failing: list[str] = field(default_factory=list)
     training_steps: int | None = None
+    steps_taken: int | None = None  # every training step of the run (shared run, reproducibility, checkpoint)
     stop_reason: str = ""  # why the shared training run stopped: memorized | step budget | time budget | error
     inproc_findings: list[str] = field(default_factory=list)
     inproc_stop_reason: str = ""
@@ -217,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     _run_bare(path, outcome, bare, tmp, args.threads)
             print(
                 f"  cli  {outcome.spec:38} {outcome.cli_status:5} {outcome.cli_median:6.2f}s  "
-                f"bare {outcome.bare_median:6.2f}s ({outcome.training_steps} steps)",
+                f"bare {outcome.bare_median:6.2f}s ({outcome.steps_taken} steps)",
                 file=sys.stderr,
             )
         if loaded:
@@ -344,6 +347,7 @@ def _run_cli(path: Path, tmp: str, threads: int) -> CliRun:
         data = json.load(fh)
     run.status = data["status"]
     run.training_steps = data.get("subject", {}).get("training_steps")
+    run.steps_taken = data.get("subject", {}).get("steps_taken", run.training_steps)
     for check in data["checks"]:
         if check["check"] == "memorization":
             run.stop_reason = str(check["figures"].get("stop_reason", ""))
@@ -362,6 +366,7 @@ def _record_cli(outcome: Outcome, run: CliRun) -> None:
     outcome.cli_status, outcome.cli_exit, outcome.cli_seconds = run.status, run.exit, run.seconds
     outcome.failing, outcome.warning, outcome.findings = run.failing, run.warning, run.findings
     outcome.cli_error, outcome.training_steps, outcome.stop_reason = run.error, run.training_steps, run.stop_reason
+    outcome.steps_taken = run.steps_taken
 
 
 # The bare script: what training the spec for as many steps costs without the checks. It builds the objects as
@@ -409,7 +414,7 @@ for _ in range(steps):
 
 def _run_bare(path: Path, outcome: Outcome, script: str, tmp: str, threads: int) -> None:
     """Time the bare script for train-check's number of training steps, in a fresh process from an empty folder."""
-    steps = outcome.training_steps or 0
+    steps = outcome.steps_taken or 0  # equal work: every step train-check took, not only its shared run's
     cmd = [sys.executable, script, f"{path}:spec", str(steps), str(threads)]
     t0 = time.perf_counter()
     try:
@@ -619,7 +624,8 @@ def _summary(
         },
         "bare_script": {
             "what": "a fresh process that imports torch, builds the spec through load_spec and trains as many "
-            "steps as train-check's shared run, with the spec's own step",
+            "steps as train-check took in all (its shared run, reproducibility and checkpoint), with the spec's own "
+            "step",
             "fresh_process_seconds": _stats([o.bare_median for o in outcomes if math.isfinite(o.bare_median)]),
             "train_check_over_bare": _stats(ratios),
             "errors": [o.spec for o in outcomes if o.bare_error],
@@ -741,7 +747,7 @@ def _print_timing(outcomes: list[Outcome], repeats: int) -> None:
     print(head)
     print("-" * len(head))
     for o in outcomes:
-        steps = "" if o.training_steps is None else str(o.training_steps)
+        steps = "" if o.steps_taken is None else str(o.steps_taken)
         verdicts = "same" if len(set(o.cli_repeat_verdicts)) <= 1 else " | ".join(o.cli_repeat_verdicts)
         bare = f"{o.bare_median:6.2f}" if math.isfinite(o.bare_median) else f"{'n/a':>6}"
         ratio = f"{o.ratio:5.2f}x" if math.isfinite(o.ratio) else f"{'n/a':>6}"
@@ -804,8 +810,8 @@ def _print_summary(s: dict[str, Any]) -> None:
     print(f"{'seconds, all specs':34} {totals:>24} {'%.1f warm' % bp['sum']:>28}")
     bs, ratio = bare["fresh_process_seconds"], bare["train_check_over_bare"]
     print(
-        f"bare script (fresh process, same steps, median of {s['repeats']}): median {bs['median']:.2f}s per spec; "
-        f"train-check / bare: median {ratio['median']:.2f}x, max {ratio['max']:.2f}x"
+        f"bare script (fresh process, same steps in all, median of {s['repeats']}): median {bs['median']:.2f}s per "
+        f"spec; train-check / bare: median {ratio['median']:.2f}x, max {ratio['max']:.2f}x"
     )
     print(f"baseline rule: {b['rule']}")
     print(
