@@ -101,6 +101,16 @@ def serving_model(spec_ref: Any, weights: str | None) -> tuple[Harness, torch.nn
     return harness, model
 
 
+def build_failed(command: str, check: str, spec_ref: Any, error: Any) -> Report:
+    """The report of a command whose model could not even be built: one failed check naming the user's line."""
+    report = Report(command, subject={"spec": spec_ref if isinstance(spec_ref, str) else "TrainingSpec"})
+    result = CheckResult(check)
+    result.add("error", f"{check}: {error.describe()}", location=error.location)
+    result.summary = f"{error.phase} raised"
+    report.checks.append(result)
+    return report
+
+
 def load_weights(model: torch.nn.Module, path: str) -> None:
     import torch
 
@@ -245,8 +255,13 @@ def export_parity(
     from ci_checks.engine.harness import probe_mode
     from ci_checks.engine.tree import flat_inputs, output_tensors
 
+    from ci_checks.engine.usercode import UserCodeError
+
     ort = _import_runtime()
-    harness, model = serving_model(spec_ref, weights)
+    try:
+        harness, model = serving_model(spec_ref, weights)
+    except UserCodeError as e:  # the user's factory or setup raised: a finding about that code, not the kit's bug
+        return build_failed("export-parity", "onnx-export", spec_ref, e)
     spec = harness.spec
     names, example = flat_inputs(harness.inputs, command="export-parity")
     bd = spec.batch_dim

@@ -124,15 +124,19 @@ def golden_check(
     """
     import torch
 
-    from ci_checks.commands.export_parity import serving_model
+    from ci_checks.commands.export_parity import build_failed, serving_model
     from ci_checks.engine.tree import flat_inputs, output_tensors
+    from ci_checks.engine.usercode import UserCodeError
 
     for name in suites:
         check_suite_name(name)
     for what, value in (("atol", atol), ("rtol", rtol)):
         if not (isinstance(value, (int, float)) and 0 <= value < float("inf")):
             raise UserError(f"--{what} must be a finite number at least 0, got {value!r}")
-    harness, model = serving_model(spec_ref, weights)
+    try:
+        harness, model = serving_model(spec_ref, weights)
+    except UserCodeError as e:  # the user's factory or setup raised: a finding about that code, not the kit's bug
+        return build_failed("golden", "golden", spec_ref, e)
     report = Report(
         "golden",
         subject={

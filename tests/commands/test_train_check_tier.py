@@ -86,3 +86,37 @@ def test_every_command_accepts_quiet() -> None:
     assert sub.choices, "no subcommands"
     missing = [name for name, p in sub.choices.items() if "--quiet" not in p._option_string_actions]
     assert missing == []
+
+
+BROKEN = """
+import torch
+from torch import nn
+
+
+def spec():
+    def model_factory():
+        return nn.Linear(2, 3) / 0  # raises TypeError in the user's factory
+
+    return {
+        "model_factory": model_factory,
+        "optimizer_factory": lambda p: torch.optim.SGD(p, lr=0.1),
+        "loss_fn": nn.CrossEntropyLoss(),
+        "batch": (torch.randn(8, 2), torch.randint(0, 3, (8,))),
+    }
+"""
+
+
+@pytest.mark.parametrize("command", ["export-parity", "golden", "train-check"])
+def test_a_factory_that_raises_is_a_finding_in_every_command(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "broken.py").write_text(BROKEN)
+    torch.save(torch.randn(4, 2), tmp_path / "x.pt")
+    (tmp_path / "pyproject.toml").write_text('[tool.ci-checks.golden]\nsuites = { x = "x.pt" }\n')
+    extra = ["--export-parity", "--golden", "--checks", "parameter-updates"] if command == "train-check" else []
+    assert main([command, "--spec", "broken.py:spec", "--quiet", *extra, "--output", "r.json"]) == 1
+    out = capsys.readouterr().out
+    assert "model_factory() raised TypeError" in out and "broken.py:" in out
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["status"] == "fail" and not doc["subject"].get("internal_errors")
