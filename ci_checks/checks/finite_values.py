@@ -35,9 +35,11 @@ def check(session: Session) -> CheckResult:
         return result
     step, what = run.nonfinite
     first_loss = run.losses[0] if run.losses else math.nan
+    # After the first steps the tensors are checked on a schedule: say when they were last seen finite.
+    when = f"at step {step}" if run.finite_until >= step - 1 else f"by step {step} (finite at step {run.finite_until})"
     result.add(
         "error",
-        f"{NAME}: NaN/Inf first appeared in {what} at step {step} (loss went {first_loss:.4g} -> "
+        f"{NAME}: NaN/Inf first appeared in {what} {when} (loss went {first_loss:.4g} -> "
         f"{run.losses[step - 1] if len(run.losses) >= step else math.nan:.4g}) - learning rate too high "
         "(exploding updates), log/sqrt/division of zero, or missing gradient clipping",
         location=session.location,

@@ -38,6 +38,10 @@ MIN_SEED, MAX_SEED = 0, 2**32 - 1
 EVAL_EVERY_STEP_UNTIL = 3
 EVAL_EVERY = 3
 EVAL_EVERY_WITH_FIT = 5
+# Outputs, gradients and parameters are checked for NaN/Inf at every step up to this one, then at every FINITE_EVERY-th
+# step and the last (the loss at every step).
+FINITE_EVERY_STEP_UNTIL = 10
+FINITE_EVERY = 3
 
 # The kit's own checkpoint (model and optimizer state) stays in memory up to this size, and goes to a temporary file
 # beyond it: a smoke test's model is small, and a file costs a write and a read.
@@ -75,6 +79,7 @@ class Run:
     error: UserCodeError | None = None
     seconds: float = 0.0
     nonfinite: tuple[int, str] | None = None
+    finite_until: int = 0  # the last step after which every output, gradient and parameter was checked finite
     stale_grad: tuple[int, str] | None = None
     grad_norms: dict[str, float] = field(default_factory=dict)  # after step 1
     changes: dict[str, float] = field(default_factory=dict)  # max abs change per parameter in step 1
@@ -535,7 +540,10 @@ class Harness:
                     if step == 1 and self.init_loss is None:
                         self.init_loss = loss  # loss_fn could not run on the whole batch: the step's own first loss
                     run.lrs.append(_max_lr(optimizer))
-                    state.check_finite(loss)
+                    # Every tensor at each of the first steps, then on a schedule (a NaN in a parameter stays);
+                    # the loss at every step, and every tensor at once when it is not finite.
+                    if step <= FINITE_EVERY_STEP_UNTIL or step % FINITE_EVERY == 0 or not math.isfinite(loss):
+                        state.check_finite(loss)
                     if step == 1:
                         run.changes = {
                             n: float((p.detach() - before[n]).abs().max()) if p.numel() else 0.0
@@ -595,6 +603,8 @@ class Harness:
                         break
                 else:
                     run.stop_reason = "step budget"
+            if run.losses and run.finite_until < len(run.losses) and run.error is None:
+                state.check_finite(run.losses[-1])  # the last step, when the schedule skipped it
         finally:
             state.close()
         run.seconds = time.perf_counter() - start

@@ -139,6 +139,7 @@ class Observer:
         outputs = [(path, t.detach()) for out in self.outputs for path, t in _tree.leaves(out) if t.is_floating_point()]
         with torch.no_grad():
             if math.isfinite(loss) and all_finite([t for _, t in outputs] + list(self.grads.values()) + self.params):
+                self.run.finite_until = self.step
                 return
         params = [(n, p.detach()) for n, p in self.named.items()]
         for path, t in outputs:
