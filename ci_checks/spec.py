@@ -344,9 +344,19 @@ def load_spec(ref: str, *, check_names: Sequence[str] = (), seed: int | None = 0
         return _load_spec(target, func_name, is_file, check_names=check_names, seed=seed)
 
 
-def _load_spec(
-    target: str, func_name: str, is_file: bool, *, check_names: Sequence[str], seed: int | None
-) -> TrainingSpec:
+def call_spec_function(ref: str, *, seed: int | None = 0) -> tuple[Any, Any, str]:
+    """Call the function FILE.py:FUNC or package.module:FUNC names as load_spec does (its folder first on sys.path,
+    seeded, failures as one line); return (what it returned, the function, FILE:FUNC). Other specs (quality) use it.
+    """
+    target, func_name, is_file = _split_ref(ref)
+    if is_file and not os.path.isfile(target):
+        raise _file_not_found(target)
+    with _IMPORTS.of(os.path.dirname(os.path.abspath(target))) if is_file else contextlib.nullcontext():
+        return _call_spec_function(target, func_name, is_file, seed=seed)
+
+
+def _call_spec_function(target: str, func_name: str, is_file: bool, *, seed: int | None) -> tuple[Any, Any, str]:
+    """Import the spec's file or module, call its function after seeding; return (value, function, FILE:FUNC)."""
     try:
         if is_file:
             module = _import_file(target)
@@ -382,6 +392,13 @@ def _load_spec(
         raise UserError(f"{where}: the spec function called sys.exit({e.code!r}); return the spec instead") from e
     except Exception as e:
         raise UserError(f"{where}: the spec function raised {type(e).__name__}: {e} (rerun with --debug)") from e
+    return value, func, where
+
+
+def _load_spec(
+    target: str, func_name: str, is_file: bool, *, check_names: Sequence[str], seed: int | None
+) -> TrainingSpec:
+    value, func, where = _call_spec_function(target, func_name, is_file, seed=seed)
     if isinstance(value, Mapping):
         spec = from_mapping(value, check_names=check_names)
     elif isinstance(value, TrainingSpec):

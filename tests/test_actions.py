@@ -51,6 +51,10 @@ def test_every_action_has_a_test_here():
         "report",
         "rerun",
         "export-parity",
+        "quality",
+        "rollback",
+        "score",
+        "data-check",
     }
     assert tested == set(ACTION_NAMES), f"actions without a run test: {sorted(set(ACTION_NAMES) - tested)}"
 
@@ -393,6 +397,8 @@ def train_check_run(tmp_path_factory) -> Iterator[tuple[Any, Path]]:
             "seed": "0",
             "threads": "2",
             "output": str(output),
+            "export-parity": "true",  # the CPU tier in one process: the example's golden suite too
+            "golden": "true",
             "install-ci-checks": "false",
         },
         workspace=str(ROOT),
@@ -411,6 +417,10 @@ def test_train_check_passes_on_the_example(train_check_run):
         "loss-at-init",
         "loss-decreases",
         "memorization",
+        "onnx-export",
+        "onnx-parity",
+        "onnx-latency",
+        "golden hard-examples",
     ]
     assert document["subject"]["settings"]["memorization"]["max-steps"] == 300
     assert "memorization" in result.summary  # the Markdown table in the job summary
@@ -726,6 +736,92 @@ def test_export_parity_passes_on_the_example(run, tmp_path):
     assert result.outcome == "success", result.log
     assert result.outputs == {"status": "pass", "exit-code": "0", "results": str(output)}
     assert json.loads(output.read_text())["status"] == "pass"
+
+
+def test_quality_passes_on_the_example_and_fails_on_a_bad_spec(run, tmp_path):
+    output = tmp_path / "quality.json"
+    result = run(
+        "quality",
+        {"working-directory": "examples", "output": str(output), "install-ci-checks": "false"},
+    )
+    assert result.outcome == "success", result.log
+    assert result.outputs == {"status": "pass", "exit-code": "0", "results": str(output)}
+    checks = [c["check"] for c in json.loads(output.read_text())["checks"]]
+    assert checks[:3] == ["quality slices", "quality behaviour", "quality calibration"]
+    bad = run("quality", {"working-directory": "examples", "spec": "no_such.py:q", "install-ci-checks": "false"})
+    assert bad.outcome == "failure" and bad.step("quality").returncode == 2
+
+
+def test_data_check_passes_on_the_example_and_fails_on_bad_data(run, tmp_path):
+    result = run(
+        "data-check",
+        {
+            "datasets": "points",
+            "working-directory": "examples",
+            "base": "HEAD",
+            "output-dir": str(tmp_path / "ok"),
+            "install-ci-checks": "false",
+        },
+    )
+    assert result.outcome == "success", result.log
+    assert result.outputs["status"] == "pass" and result.outputs["exit-code"] == "0", result.outputs
+    assert json.loads((tmp_path / "ok" / "data-stats.json").read_text())["checks"][0]["check"] == "stats: points"
+    (tmp_path / "pyproject.toml").write_text('[tool.ci-checks.data.datasets.points]\npath = "points.csv"\nkey = "id"\n')
+    (tmp_path / "points.csv").write_text("id,x\n1,0.5\n1,0.7\n")
+    bad = run(
+        "data-check",
+        {"working-directory": str(tmp_path), "output-dir": "out", "install-ci-checks": "false"},
+        workspace=tmp_path,
+    )
+    assert bad.outcome == "failure"
+    assert bad.outputs["status"] == "fail" and bad.outputs["exit-code"] == "1", bad.outputs
+    assert "column 'id': unique" in bad.step("check").log
+
+
+# ---------------------------------------------------------------- rollback, score
+
+
+def test_rollback_fails_on_a_release_without_its_artifact(run, tmp_path, git_repo):
+    repo = git_repo.init(tmp_path / "project")
+    config = '[tool.ci-checks]\nspec = "spec.py:spec"\n\n[tool.ci-checks.rollback]\nartifact = "m.pt"\n'
+    repo.commit({"pyproject.toml": config})
+    repo.commit({"spec.py": "def spec():\n    return {}\n"}, message="release without its weights")
+    repo.git("tag", "v1.0.0")
+    repo.commit({"README.md": "later\n"})
+    output = tmp_path / "rollback.json"
+    result = run(
+        "rollback",
+        {"output": str(output), "install-ci-checks": "false"},
+        workspace=repo.path,
+    )
+    assert result.outcome == "failure"
+    assert result.outputs == {"status": "fail", "exit-code": "1", "results": str(output)}, result.log
+    assert json.loads(output.read_text())["subject"]["to"] == "v1.0.0"
+
+
+def test_rollback_refuses_a_ref_that_does_not_exist(run, tmp_path):
+    result = run(
+        "rollback",
+        {
+            "to": "no-such-ref-7f3a",
+            "artifact": "models/model.pt",
+            "working-directory": "examples",
+            "install-ci-checks": "false",
+        },
+    )
+    assert result.outcome == "failure"
+    assert result.step("rollback").returncode == 2, result.log
+    assert "no-such-ref-7f3a" in result.step("rollback").log
+
+
+def test_score_scores_this_repository(run, tmp_path):
+    output = tmp_path / "score.json"
+    result = run("score", {"output": str(output), "install-ci-checks": "false"})
+    assert result.outcome == "success", result.log
+    assert result.outputs == {"exit-code": "0", "results": str(output)}
+    doc = json.loads(output.read_text())
+    assert doc["command"] == "score" and len(doc["checks"][0]["figures"]["tests"]) == 28
+    assert "ML Test Score" in result.step("score").log
 
 
 # ---------------------------------------------------------------- deprecated aliases (removed in v0.2.0)

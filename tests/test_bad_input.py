@@ -27,6 +27,38 @@ def batch_dim_past_the_inputs():
 
 def huge_seed():
     return {**good(), "seed": 2**70}
+
+
+def quality_good():
+    x, y = synthetic_batch((4,), batch_size=16, num_classes=3)
+    return {"model": _mlp, "dataset": {"inputs": x, "targets": y, "metadata": {"group": [0, 1] * 8}}}
+
+
+def quality_no_dataset():
+    return {"model": _mlp}
+
+
+def quality_unknown_metric():
+    return {**quality_good(), "metrics": ["acuracy"]}
+
+
+def quality_unknown_column():
+    return {**quality_good(), "slices": {"night": {"column": "time", "equals": "night"}}}
+
+
+def quality_regression_model():
+    return {**quality_good(), "model": lambda: nn.Linear(4, 1)}
+
+
+def quality_model_raises():
+    def model():
+        raise RuntimeError("weights not found")
+
+    return {**quality_good(), "model": model}
+
+
+def quality_inv_without_perturb():
+    return {**quality_good(), "behaviour": [{"name": "inv", "type": "INV"}]}
 """
 
 RESULTS = "results.json"
@@ -121,6 +153,49 @@ CASES = [
         "plots",
         id="report-plots-dir",
     ),
+    # quality
+    pytest.param(["quality", "--spec", "ci_spec.py:quality_no_dataset"], "has no 'dataset'", id="quality-no-dataset"),
+    pytest.param(["quality", "--spec", "ci_spec.py:quality_unknown_metric"], "did you mean 'accuracy'", id="q-metric"),
+    pytest.param(["quality", "--spec", "ci_spec.py:quality_unknown_column"], "column 'time'", id="quality-column"),
+    pytest.param(
+        ["quality", "--quiet", "--spec", "ci_spec.py:quality_regression_model"], "class logits", id="quality-logits"
+    ),
+    pytest.param(
+        ["quality", "--quiet", "--spec", "ci_spec.py:quality_model_raises"], "weights not found", id="quality-raises"
+    ),
+    pytest.param(["quality", "--spec", "ci_spec.py:quality_inv_without_perturb"], "needs 'perturb'", id="quality-inv"),
+    pytest.param(["quality", "--spec", "no_such.py:q"], "spec file not found", id="quality-no-spec-file"),
+    pytest.param(["quality"], "no quality spec", id="quality-no-spec"),
+    pytest.param(["quality", "--config", "a-folder"], "is a folder, not a config file", id="quality-config-dir"),
+    pytest.param(["quality", "--threads", "0"], "--threads must be between 1", id="quality-threads-0"),
+    pytest.param(
+        ["quality", "--spec", "ci_spec.py:quality_good", "--mine", "0"], "--mine must be", id="quality-mine-0"
+    ),
+    pytest.param(
+        ["quality", "--spec", "ci_spec.py:quality_good", "--mine", "2", "--suite-name", "../x"],
+        "cannot be a file name",
+        id="quality-mine-name",
+    ),
+    pytest.param(
+        ["quality", "--spec", "ci_spec.py:quality_good", "--mine", "2", "--suites-dir", "a-file"],
+        "is a file, not the suites folder",
+        id="quality-mine-dir",
+    ),
+    pytest.param(
+        ["quality", "--spec", "ci_spec.py:quality_good", "--base", "HEAD"], "not in a git repository", id="quality-base"
+    ),
+    # data-check, data-stats (the dataset-level cases are in tests/data/test_data_check.py)
+    pytest.param(["data-check"], "no datasets under [tool.ci-checks.data.datasets]", id="data-no-datasets"),
+    pytest.param(["data-check", "--max-rows", "-1"], "--max-rows must be 0", id="data-max-rows"),
+    pytest.param(["data-check", "--config", "a-folder"], "is a folder, not a config file", id="data-config-dir"),
+    pytest.param(["data-stats", "--config", "binary.toml"], "not a text file", id="data-stats-config-binary"),
+    pytest.param(["data-stats", "--record"], "--record needs --history", id="data-stats-record"),
+    pytest.param(["data-stats", "--base", "HEAD", "--base-stats", RESULTS], "not both", id="data-stats-two-bases"),
+    # rollback, score
+    pytest.param(["rollback", *GOOD, "--artifact", "m.pt"], "run it inside the repository", id="rollback-outside-git"),
+    pytest.param(["rollback", *GOOD, "--config", "binary.toml"], "binary.toml", id="rollback-bad-config"),
+    pytest.param(["score", "--min-score", "-1"], "--min-score must be between 0 and 7", id="score-min-score"),
+    pytest.param(["score", "--root", "a-file"], "not a folder", id="score-root-not-a-folder"),
 ]
 
 MALFORMED = [
@@ -216,6 +291,9 @@ def test_an_unwritable_step_summary_exits_2_after_writing_the_results(
         pytest.param(["golden", *GOOD, "--suite", "a/b=inputs.pt"], id="golden-exit-2"),
         pytest.param(["rerun", "--ref", "v1"], id="rerun-exit-2"),
         pytest.param(["compare", "--config", "a-folder"], id="compare-exit-2"),
+        pytest.param(["quality", "--spec", "no_such.py:q"], id="quality-exit-2"),
+        pytest.param(["rollback", *GOOD, "--artifact", "m.pt"], id="rollback-exit-2"),
+        pytest.param(["score", "--root", "a-file"], id="score-exit-2"),
     ],
 )
 def test_a_failed_run_leaves_no_stale_results_file(

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ci_checks.hooks import dvc_outputs, large_files, validate_config
+from ci_checks.hooks import data_files, dvc_outputs, large_files, validate_config
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -337,6 +337,7 @@ def test_every_hook_passes_on_this_repository_and_its_example(monkeypatch, git_r
     assert validate_config.main(["pyproject.toml"]) == 0
     assert large_files.main(examples) == 0
     assert dvc_outputs.main([]) == 0
+    assert data_files.main(examples) == 0
 
 
 # ---------------------------------------------------------------- the manifest

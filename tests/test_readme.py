@@ -16,7 +16,7 @@ DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
 MARKDOWN = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *PAGES]
 # Subcommands documented on the page of the capability they belong to; every other one has a page of its own name.
-PAGE_OF = {"comment": "report", "golden": "export-parity"}
+PAGE_OF = {"comment": "report", "golden": "export-parity", "data-check": "data", "data-stats": "data"}
 
 
 def page(name: str) -> str:
@@ -47,7 +47,16 @@ def test_every_configuration_key_and_table_is_documented() -> None:
     from ci_checks.config import schema
 
     config = page("configuration")
-    owners = {"compare": "compare", "metrics": "compare", "rerun": "rerun", "golden": "export-parity"}
+    owners = {
+        "compare": "compare",
+        "metrics": "compare",
+        "rerun": "rerun",
+        "golden": "export-parity",
+        "rollback": "rollback",
+        "score": "score",
+        "quality": "quality",
+        "data": "data",
+    }
     for key, node in schema().fields.items():
         if key in CHECKS:
             continue  # a check's settings: the test above
@@ -127,7 +136,9 @@ def _sample(after: str) -> list[str]:
 def _normalised(lines: list[str]) -> list[str]:
     # Durations vary from run to run, and slow checks show theirs; everything else is what a user sees.
     lines = [re.sub(r"\s*\(\d+(\.\d+)?s\)$", "", line) for line in lines]
-    return [re.sub(r" in \d+(\.\d+)?s$", " in (time)", line).rstrip() for line in lines]
+    process = r" \(process \d+(\.\d+)?s, with start-up and imports\)$"
+    lines = [re.sub(process, " (process time)", line) for line in lines]
+    return [re.sub(r" in \d+(?:\.\d+)?s( \(process time\))?$", r" in (time)\1", line).rstrip() for line in lines]
 
 
 def test_the_readme_shows_what_train_check_prints(capsys) -> None:

@@ -119,7 +119,8 @@ def test_the_release_workflow():
     doc = _load("release.yml")
     assert doc[True] == {"push": {"tags": ["v*.*.*"]}}, "a pushed tag, nothing else, releases"
     jobs = doc["jobs"]
-    assert jobs["publish"]["needs"] == ["build"] and jobs["github-release"]["needs"] == ["publish"]
+    # The rollback drill gates publishing: a release the previous one cannot be rolled back to is not published.
+    assert jobs["publish"]["needs"] == ["build", "rollback"] and jobs["github-release"]["needs"] == ["publish"]
     build = "\n".join(step.get("run", "") for step in jobs["build"]["steps"])
     assert 'python scripts/release.py check "${CI_CHECKS_TAG}"' in build
     assert re.search(r'python -m pip install .*"build==[\d.]+" "twine==[\d.]+"', build)

@@ -326,6 +326,94 @@ def plot(rows: Sequence[Measured], path: str) -> None:
     print(f"plot: {path}")
 
 
+# The figures in the docs come from a run's JSON, rendered here; tests/test_benchmark_docs.py checks that the
+# README and docs/benchmarks.md hold exactly what results.json renders to.
+RESULTS = HERE / "results.json"
+DOCS = ROOT / "docs" / "benchmarks.md"
+README = ROOT / "README.md"
+MARKERS = ("<!-- overhead: benchmarks/overhead/run.py --write-docs -->", "<!-- /overhead -->")
+
+
+def _stats(rows: Sequence[dict[str, Any]], key: str) -> tuple[float, float, float]:
+    values = [r[key] for r in rows if not r.get("error") and math.isfinite(r[key])]
+    return _median(values), p90(values), max(values, default=math.nan)
+
+
+def docs_block(fig: dict[str, Any]) -> str:
+    """The figures of docs/benchmarks.md's overhead section, from a run's JSON."""
+    lines = [MARKERS[0], "", "| measure | ci-checks | target |", "|---|---|---|"]
+    for key, what in (("cases", "correct training-bugs specs"), ("scaling", "MLP, 7k-20M parameters x batch 8-128")):
+        rows = fig.get(key) or []
+        if rows:
+            w, c = _stats(rows, "ratio"), _stats(rows, "cpu_ratio")
+            lines.append(
+                f"| checks / bare loop, same steps, one process: {len(rows)} {what} | CPU time median {c[0]:.2f}x, "
+                f"p90 {c[1]:.2f}x, max {c[2]:.2f}x (wall clock {w[0]:.2f}x / {w[1]:.2f}x / {w[2]:.2f}x) | median "
+                f"<= {TARGET_MEDIAN}x, p90 <= {TARGET_P90}x |"
+            )
+    tier = fig.get("tier")
+    if tier:
+        sec, cpu = tier["seconds"], tier["cpu_seconds"]
+        lines.append(
+            f"| CPU tier on the example, fresh processes: `train-check --export-parity --golden` / a bare script "
+            f"(import torch, {tier['steps']} steps) | {tier['combined_over_bare_cpu']:.2f}x CPU time "
+            f"({cpu['combined']:.2f} s / {cpu['bare']:.2f} s), {tier['combined_over_bare']:.2f}x wall clock | "
+            f"<= {TARGET_TIER}x |"
+        )
+        lines.append(
+            f"| the same three as separate commands / combined | {tier['separate_over_combined']:.2f}x wall clock "
+            f"({sec['separate']:.2f} s / {sec['combined']:.2f} s) | |"
+        )
+    scaling = fig.get("scaling") or []
+    if scaling:
+        batches = sorted({r["batch"] for r in scaling})
+        sizes = sorted({r["params"] for r in scaling})
+        lines += ["", "CPU-time ratio (checks / bare loop, same steps) by parameters and batch size:", ""]
+        lines.append("| parameters | " + " | ".join(f"batch {b}" for b in batches) + " |")
+        lines.append("|---:|" + "---:|" * len(batches))
+        for n in sizes:
+            cells = []
+            for b in batches:
+                r = next((r for r in scaling if r["params"] == n and r["batch"] == b), None)
+                cells.append("" if r is None or r.get("error") else f"{r['cpu_ratio']:.2f}x ({r['steps']} steps)")
+            lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
+    lines += ["", f"Threads: {fig.get('threads', 1)}; turns per case: {fig.get('repeats')}.", "", MARKERS[1]]
+    return "\n".join(lines)
+
+
+def readme_block(fig: dict[str, Any]) -> str:
+    """The README's one sentence on the checks' cost, from a run's JSON."""
+    parts = []
+    cases = fig.get("cases") or []
+    if cases:
+        c = _stats(cases, "cpu_ratio")
+        parts.append(
+            f"In one process the checks cost a median {c[0]:.2f}x (p90 {c[1]:.2f}x) a bare loop of the same steps;"
+        )
+    tier = fig.get("tier")
+    if tier:
+        parts.append(
+            "the CPU tier (training checks, ONNX parity, golden suites) in a fresh process, "
+            f"{tier['combined_over_bare_cpu']:.2f}x the CPU time of a script that imports torch and trains as many "
+            "steps."
+        )
+    return MARKERS[0] + "\n" + "\n".join(parts) + "\n" + MARKERS[1]
+
+
+def replace_block(text: str, block: str, where: str) -> str:
+    start, end = text.find(MARKERS[0]), text.find(MARKERS[1])
+    if start < 0 or end < start:
+        raise SystemExit(f"{where}: no overhead markers ({MARKERS[0]} ... {MARKERS[1]}); add them where the figures go")
+    return text[:start] + block + text[end + len(MARKERS[1]) :]
+
+
+def write_docs(fig: dict[str, Any]) -> None:
+    RESULTS.write_text(json.dumps(fig, indent=2) + "\n", encoding="utf-8")
+    for path, block in ((DOCS, docs_block(fig)), (README, readme_block(fig))):
+        path.write_text(replace_block(path.read_text(encoding="utf-8"), block, str(path)), encoding="utf-8")
+        print(f"wrote the figures into {path.relative_to(ROOT)}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5, help="interleaved turns per case (default: 5)")
@@ -339,7 +427,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     parser.add_argument("--plot", metavar="FILE", help="write the scaling plot as PNG")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument(
+        "--write-docs",
+        action="store_true",
+        help=f"save the figures as {RESULTS.relative_to(ROOT)} and render them into README.md and docs/benchmarks.md",
+    )
+    parser.add_argument("--from-json", metavar="FILE", help="render the docs from a saved run instead of measuring")
     args = parser.parse_args(argv)
+
+    if args.from_json:
+        with open(args.from_json, encoding="utf-8") as fh:
+            saved = json.load(fh)
+        if args.write_docs:
+            write_docs(saved)
+        else:
+            print(docs_block(saved))
+        return 0
 
     import torch
 
@@ -373,6 +476,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(figures, fh, indent=2)
+    if args.write_docs:
+        write_docs(figures)
     return 0
 
 

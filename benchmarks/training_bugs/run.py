@@ -376,40 +376,14 @@ import sys
 
 import torch
 
-from ci_checks.engine.tree import map_tree
+sys.path.insert(0, {root!r})
+from benchmarks.overhead.run import bare_loop  # the one bare loop both benchmarks time
 from ci_checks.spec import load_spec
 
 ref, steps, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 torch.set_num_threads(threads)
-spec = load_spec(ref)
-device = torch.device(spec.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-torch.manual_seed(spec.seed)
-if spec.setup is not None:
-    model, optimizer = spec.setup()
-else:
-    model = spec.model_factory().to(device)
-    optimizer = spec.optimizer_factory(model.parameters())
-batch = map_tree(spec.batch, lambda t: t.to(device))
-inputs, targets = batch
-for _ in range(steps):
-    if spec.train_step is not None:
-        loss = spec.train_step(model, batch, spec.loss_fn, optimizer)
-    else:
-        model.train()
-        optimizer.zero_grad(set_to_none=True)
-        if spec.forward is not None:
-            outputs = spec.forward(model, inputs)
-        elif isinstance(inputs, dict):
-            outputs = model(**inputs)
-        elif isinstance(inputs, (tuple, list)):
-            outputs = model(*inputs)
-        else:
-            outputs = model(inputs)
-        loss = spec.loss_fn(outputs, targets)
-        loss.backward()
-        optimizer.step()
-    float(loss)  # every training loop reads its loss
-"""
+bare_loop(load_spec(ref), steps)
+""".format(root=str(HERE.parent.parent))
 
 
 def _run_bare(path: Path, outcome: Outcome, script: str, tmp: str, threads: int) -> None:

@@ -22,6 +22,11 @@ COMMANDS: dict[str, str] = {
     "export-parity": "ci_checks.commands.export_parity",
     "golden": "ci_checks.commands.golden",
     "init": "ci_checks.commands.init",
+    "data-check": "ci_checks.commands.data_check",
+    "data-stats": "ci_checks.commands.data_stats",
+    "quality": "ci_checks.commands.quality",
+    "rollback": "ci_checks.commands.rollback",
+    "score": "ci_checks.commands.score",
 }
 
 

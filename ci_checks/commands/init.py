@@ -37,7 +37,15 @@ SPEC_FUNCTION = "training_spec"
 DEFAULT_WORKFLOW = ".github/workflows/ml-ci.yml"
 PRE_COMMIT_CONFIG = ".pre-commit-config.yaml"
 # The hook ids of the kit's .pre-commit-hooks.yaml (tests/commands/test_init.py keeps this list equal to it).
-HOOK_IDS = ("ci-checks-validate-config", "ci-checks-large-files", "ci-checks-dvc-outputs")
+HOOK_IDS = (
+    "ci-checks-validate-config",
+    "ci-checks-large-files",
+    "ci-checks-dvc-outputs",
+    "ci-checks-data-files",
+)
+# The hooks init writes: the light ones. ci-checks-data-files installs pandas, pandera and pyarrow into its hook
+# environment, so a project that declares datasets adds it itself (docs/hooks.md).
+INIT_HOOK_IDS = tuple(hook for hook in HOOK_IDS if hook != "ci-checks-data-files")
 SHA = re.compile(r"[0-9a-f]{40}")
 _REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 _REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/+-]*")
@@ -299,7 +307,7 @@ def pre_commit_entry(pin: Pin, indent: str = "  ") -> str:
     return (
         f"{indent}- repo: {pin.url}\n"
         f"{inner}rev: {rev}\n"
-        f"{inner}hooks:\n" + "".join(f"{inner}  - id: {hook}\n" for hook in HOOK_IDS)
+        f"{inner}hooks:\n" + "".join(f"{inner}  - id: {hook}\n" for hook in INIT_HOOK_IDS)
     )
 
 

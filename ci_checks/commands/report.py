@@ -50,6 +50,9 @@ REASONS = {
     "direction-unknown": "metric(s) changed with no known direction",
     "policy-changed": "change(s) to the compare policy (they apply after merge)",
     "policy-source": "problem(s) with the base branch's policy",
+    "expectation": "dataset(s) failing expectations",
+    "drift": "dataset(s) drifted from the base",
+    "size": "dataset(s) changed size",
 }
 
 
@@ -103,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
     if args.plots_dir:
         try:
             images = render_pngs(reports, args.plots_dir)
+            from ci_checks.data.report import render_pngs as data_pngs
+
+            images.update(data_pngs(reports, args.plots_dir))
         except OSError as e:
             raise UserError(f"--plots-dir {args.plots_dir}: cannot write the charts there ({e.strerror})") from None
     markdown = render(reports, title=args.title, max_chars=args.max_chars, images=images if args.embed_images else {})
@@ -615,10 +621,17 @@ def render(
     images: dict[str, str] | None = None,
 ) -> str:
     """The whole report, trimmed section by section until it fits max_chars; says what it trimmed."""
-    head = [f"## {title}", "", headline(reports), ""]
+    from ci_checks.scorecard import report_lines as score_lines
+
+    head = [f"## {title}", "", headline(reports), "", *score_lines(reports)]
+    from ci_checks.quality.section import section as quality_section
+    from ci_checks.data.report import section as data_section
+
     metrics, folded, long_names = _metrics_section(reports)
     sections = {
         "metrics": metrics,
+        "data": data_section(reports, images or {}),
+        "model quality": quality_section(reports),
         "policy": _policy_section(reports),
         "metrics within noise": folded,
         "full names": _long_names_section(long_names),
@@ -628,7 +641,8 @@ def render(
         "details": _details_section(reports),
     }
     trimmed: list[str] = []
-    for victim in ("details", "plots", "full names", "metrics within noise", "params", "checks", None):
+    victims = ("details", "plots", "full names", "metrics within noise", "params", "model quality", "data", "checks")
+    for victim in (*victims, None):
         note = (
             [
                 f"_Trimmed to fit GitHub's comment limit: {', '.join(trimmed)} left out; the full report is in the job "

@@ -271,8 +271,260 @@ RERUN = Table(
     help="ci-checks rerun: replay recorded training runs with the current code.",
     fill=True,
 )
+ROLLBACK = Table(
+    {
+        "artifact": Field(
+            str,
+            help="The served model artifact, relative to this file: a state_dict or checkpoint (.pt, loaded into "
+            "the spec's model and exported to ONNX) or an ONNX model (.onnx). Default: [tool.ci-checks.golden] "
+            "weights.",
+            nonempty=True,
+            expected="a string path",
+        ),
+        "to": Field(
+            str,
+            help="The release to roll back to, a git tag or revision (default: the latest tag matching tag-pattern "
+            "before HEAD).",
+            nonempty=True,
+            expected='a git revision such as "v1.2.0"',
+        ),
+        "tag-pattern": Field(str, "v*", "The release tags, as a git glob.", nonempty=True, expected='a glob like "v*"'),
+        "build": Field(
+            str,
+            help="A command that rebuilds the artifact in a git worktree of the release when it is in neither git "
+            "nor DVC's cache or remote, e.g. dvc repro train (default: none, a missing artifact fails).",
+            nonempty=True,
+            expected=_COMMAND,
+        ),
+        "atol": Field(
+            float,
+            help="Absolute tolerance on the golden suites, read at the release's tag (default: the golden table's "
+            "there, else 1e-4): a later change cannot loosen how a release is judged.",
+            minimum=0,
+        ),
+        "rtol": Field(
+            float,
+            help="Relative tolerance on the golden suites, read at the release's tag (default: the golden table's "
+            "there, else 1e-3).",
+            minimum=0,
+        ),
+        "exporter": Field(
+            str, "torchscript", "The torch.onnx exporter of today's serving path.", choices=("torchscript", "dynamo")
+        ),
+        "opset": Field(int, help="The ONNX opset (default: the exporter's).", minimum=7),
+        "timeout-minutes": Field(
+            (int, float), 10, "A safety cap on fetching the artifact from DVC (never a verdict).", exclusive_minimum=0
+        ),
+    },
+    help="ci-checks rollback: the drill that loads a previous release's model in today's serving path.",
+    fill=True,
+)
+SCORE = Table(
+    {
+        "manual": MapOf(
+            Field(str, nonempty=True, expected="a string path (the document that records the test's results)"),
+            help="ML Test Score tests the team runs by hand, by test id, with the document that records their "
+            'results: {model-3 = "reports/tuning.md"} (ids data-1 ... monitoring-7, see ci-checks score). Each '
+            "counts half a point.",
+            expected='a table of test-id = "document path"',
+        ),
+    },
+    help="ci-checks score: the ML Test Score scorecard.",
+    fill=True,
+)
+_ON_FAIL = ("error", "warning", "off")
+DATA_COLUMN = Table(
+    {
+        "dtype": Field(str, help="The pandas dtype, e.g. int64, float64, str, bool, category.", nonempty=True),
+        "nullable": Field(bool, help="Whether missing values are allowed (default: false)."),
+        "min": Field(float, help="The smallest allowed value."),
+        "max": Field(float, help="The largest allowed value."),
+        "isin": ArrayOf(Field((str, int, float)), help="The allowed values (categories)."),
+        "unique": Field(bool, help="Every value differs."),
+        "matches": Field(str, help="A regular expression every value matches.", nonempty=True),
+        "regex": Field(bool, help="The column name is a regular expression, matching every column it names."),
+        "required": Field(bool, help="The column must be there (default: true)."),
+    },
+    help="Inline expectations of one column, turned into a pandera Column.",
+    ref="data-column",
+)
+DATASET = Table(
+    {
+        "path": Field(str, help="The data file (CSV, TSV, Parquet, JSON lines), relative to this file.", nonempty=True),
+        "format": Field(
+            str, help="The file format (default: from the extension).", choices=("csv", "tsv", "parquet", "jsonl")
+        ),
+        "schema": Field(
+            str,
+            help="A pandera schema: FILE.py:NAME (relative to this file) of a DataFrameSchema or DataFrameModel.",
+            nonempty=True,
+        ),
+        "columns": MapOf(DATA_COLUMN, help="Inline column expectations: [...datasets.NAME.columns.COLUMN]."),
+        "strict": Field(bool, help="Columns the schema does not name are an error (default: false)."),
+        "backend": Field(
+            str,
+            "pandas",
+            "pandas (chunked) or polars (pandera's Polars backend, on a lazy scan).",
+            choices=("pandas", "polars"),
+        ),
+        "spec": Field(
+            str,
+            help="Tensor, image or text data: FILE.py:FUNCTION returning a torch Dataset, an iterable of samples, or "
+            "a dict of them by split.",
+            nonempty=True,
+        ),
+        "label": Field(
+            str, help="The label column (tabular data): its classes are checked and tracked.", nonempty=True
+        ),
+        "key": _strings("The key column(s): unique, and the identity of a row across splits (default: its content)."),
+        "split": Field(
+            str, help="The split it is (train, validation, test): splits are checked for leakage.", nonempty=True
+        ),
+        "classes": ArrayOf(Field((str, int)), help="Every label allowed, each of which must be present."),
+        "min-class-share": Field(
+            float, help="Each class holds at least this share of the rows.", minimum=0.0, exclusive_maximum=1.0
+        ),
+        "max-class-share": Field(float, help="No class holds more than this share of the rows.", minimum=0.0),
+        "duplicates": Field(str, "error", "Exact duplicate rows or samples: error, warning or off.", choices=_ON_FAIL),
+        "near-duplicates": Field(
+            str,
+            "warning",
+            "Samples alike after coarse quantization (spec data): error, warning or off.",
+            choices=_ON_FAIL,
+        ),
+        "leakage": Field(str, "error", "Rows shared with another split: error, warning or off.", choices=_ON_FAIL),
+        "shape": ArrayOf(Field(int, minimum=-1), help="The shape of every sample's input (-1: any size)."),
+        "dtype": Field(str, help="The dtype of every sample's input, e.g. float32 or uint8.", nonempty=True),
+        "min": Field(float, help="The smallest value a sample's input may hold."),
+        "max": Field(float, help="The largest value a sample's input may hold."),
+        "finite": Field(bool, True, "Sample inputs hold no NaN or infinity."),
+        "max-rows": Field(int, 0, "Read at most this many rows or samples (0: all).", minimum=0),
+    },
+    help="A dataset: a file with a pandera schema or inline expectations, or a spec for tensor, image or text data.",
+    ref="dataset",
+)
+DATA = Table(
+    {
+        "datasets": MapOf(DATASET, help="The datasets by name: [tool.ci-checks.data.datasets.NAME]."),
+        "chunk-rows": Field(int, 250_000, "Rows read at a time (the memory bound).", minimum=1),
+        "sample-size": Field(int, 20_000, "Rows per numeric column kept for quantiles and drift tests.", minimum=100),
+        "psi": Field(
+            float, 0.2, "A feature drifts when its PSI reaches this and its test is significant.", exclusive_minimum=0
+        ),
+        "alpha": Field(
+            float,
+            0.01,
+            "Significance of the drift tests (KS, chi-square), Holm-corrected across a dataset's features.",
+            exclusive_minimum=0,
+            exclusive_maximum=0.5,
+        ),
+        "null-rate": Field(
+            float,
+            0.02,
+            "A rise of the null rate by this much (and significant) is drift.",
+            minimum=0.0,
+            exclusive_maximum=1.0,
+        ),
+        "class-share": Field(
+            float,
+            0.05,
+            "A class share moving by this much (and significant) is drift.",
+            minimum=0.0,
+            exclusive_maximum=1.0,
+        ),
+        "size-change": Field(float, 0.5, "Warn when the row count changes by this fraction.", exclusive_minimum=0),
+        "fail-on": Field(
+            str,
+            "drift",
+            "What fails data-stats against the base: drift, or never (report only).",
+            choices=("drift", "never"),
+        ),
+    },
+    help="ci-checks data-check and data-stats: dataset expectations, statistics and drift against the base branch.",
+    fill=True,
+)
+QUALITY = Table(
+    {
+        "spec": Field(
+            str,
+            help="The quality spec: FILE.py:FUNCTION (next to this file) or package.module:FUNCTION.",
+            nonempty=True,
+        ),
+        "min": MapOf(
+            Field(float),
+            help="Floors of metrics (accuracy, f1, precision, recall; for loss a ceiling) that the whole evaluation "
+            "set and every slice of min-slice-size examples must meet: {accuracy = 0.8}.",
+            expected="a table of metric = number",
+        ),
+        "max-failure-rate": Field(
+            float, 0.1, "The share of its cases a behavioural test may fail.", minimum=0.0, exclusive_maximum=1.0
+        ),
+        "failure-rates": MapOf(
+            Field(float, minimum=0.0, exclusive_maximum=1.0),
+            help='Per behavioural test, over max-failure-rate: {"inv-jitter" = 0.02}.',
+            expected="a table of test name = share",
+        ),
+        "max-ece": Field(float, help="The expected calibration error allowed (default: not gated).", minimum=0.0),
+        "target-precision": Field(
+            float,
+            0.95,
+            "The precision the confidence threshold must reach (the threshold is reported).",
+            exclusive_minimum=0.0,
+        ),
+        "min-coverage": Field(
+            float,
+            help="Fail when the threshold that reaches target-precision accepts fewer than this share of examples.",
+            minimum=0.0,
+        ),
+        "min-slice-size": Field(int, 30, "Slices with fewer examples are shown but not judged.", minimum=1),
+        "alpha": Field(
+            float,
+            0.05,
+            "Significance against the base, Holm-corrected across every slice, test and suite.",
+            exclusive_minimum=0,
+            exclusive_maximum=0.5,
+        ),
+        "abs-tol": Field(
+            float, 0.01, "A change of a slice metric or the ECE within this is never a regression.", minimum=0
+        ),
+        "rate-tol": Field(
+            float,
+            0.02,
+            "A behavioural test's or named suite's failure rate rising by less than this is never a regression.",
+            minimum=0,
+        ),
+        "fail-on": Field(
+            str,
+            "regressed",
+            "What fails against the base: regressed, or never (report only).",
+            choices=("regressed", "never"),
+        ),
+        "bootstrap": Field(int, 2000, "Bootstrap resamples for confidence intervals and paired tests.", minimum=100),
+        "suites-dir": Field(
+            str, "golden", "Where the named suites of hard examples live (NAME.quality.json).", nonempty=True
+        ),
+        "base": Field(
+            str,
+            help="The revision to compare with when --base is not given (default: none, no comparison).",
+            nonempty=True,
+        ),
+        "fetch-depth": Field(
+            int, 50, "How deep to fetch a missing base in a shallow clone; 0 never fetches.", minimum=0
+        ),
+    },
+    help="ci-checks quality: per-slice metrics, behavioural tests, calibration and hard examples, against the base.",
+    fill=True,
+)
 # The commands' own tables, by name.
-TABLES: dict[str, Table] = {"compare": COMPARE, "golden": GOLDEN, "rerun": RERUN}
+TABLES: dict[str, Table] = {
+    "compare": COMPARE,
+    "golden": GOLDEN,
+    "rerun": RERUN,
+    "rollback": ROLLBACK,
+    "score": SCORE,
+    "data": DATA,
+    "quality": QUALITY,
+}
 
 
 def settings_table(
@@ -322,6 +574,10 @@ def schema(defaults: Mapping[str, Mapping[str, Any]] | None = None) -> Table:
         "metrics": METRICS,
         "golden": GOLDEN,
         "rerun": RERUN,
+        "rollback": ROLLBACK,
+        "score": SCORE,
+        "data": DATA,
+        "quality": QUALITY,
     }
     return Table(fields, help="[tool.ci-checks]: the configuration of ci-checks.")
 

@@ -70,7 +70,7 @@ def test_init_writes_the_four_files_in_an_empty_repository(repo, capsys):
             {
                 "repo": "https://github.com/octo/ci-checks",
                 "rev": f"v{__version__}",
-                "hooks": [{"id": hook} for hook in init.HOOK_IDS],
+                "hooks": [{"id": hook} for hook in init.INIT_HOOK_IDS],
             }
         ]
     }
