@@ -26,8 +26,28 @@ suites = { spirals = "golden/spirals.pt" }
 """
 
 
+@pytest.fixture(scope="session")
+def example_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example's trained weights: examples/models/model.pt where `dvc repro` made it, else (a fresh clone: DVC
+    outputs are not in git) trained here as its pipeline does, prepare then train, in a copy of the example; the
+    training is seeded, so the file is the one examples/dvc.lock records (MODEL_MD5)."""
+    import subprocess
+
+    made = EXAMPLES / "models" / "model.pt"
+    if made.exists():
+        return made
+    work = tmp_path_factory.mktemp("example")
+    shutil.copytree(EXAMPLES / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(EXAMPLES / "params.yaml", work / "params.yaml")
+    for script in ("src/prepare.py", "src/train.py"):
+        subprocess.run([sys.executable, script], cwd=work, check=True, capture_output=True)
+    return work / "models" / "model.pt"
+
+
 @pytest.fixture
-def release(tmp_path: Path, git_repo: Any, compare_env: None, monkeypatch: pytest.MonkeyPatch) -> Any:
+def release(
+    tmp_path: Path, git_repo: Any, compare_env: None, monkeypatch: pytest.MonkeyPatch, example_model: Path
+) -> Any:
     """The example project with its trained model committed to git and golden outputs recorded, tagged v1.0.0,
     plus a later commit (today's code); the project folder is the working directory."""
     import torch
@@ -37,7 +57,7 @@ def release(tmp_path: Path, git_repo: Any, compare_env: None, monkeypatch: pytes
     shutil.copytree(EXAMPLES / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(EXAMPLES / "ci_spec.py", root)
     (root / "models").mkdir()
-    shutil.copy(EXAMPLES / "models" / "model.pt", root / "models" / "model.pt")
+    shutil.copy(example_model, root / "models" / "model.pt")
     (root / "pyproject.toml").write_text(PYPROJECT)
     (root / "golden").mkdir()
     gen = torch.Generator().manual_seed(5)
@@ -140,7 +160,7 @@ def test_a_release_without_its_artifact_fails(release: Any) -> None:
 
 
 def test_a_dvc_tracked_artifact_is_fetched_and_a_lost_one_fails(
-    tmp_path: Path, git_repo: Any, compare_env: None, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, git_repo: Any, compare_env: None, monkeypatch: pytest.MonkeyPatch, example_model: Path
 ) -> None:
     """The example as shipped: a DVC project in a subfolder, the model a dvc.lock output kept in the DVC cache."""
     repo = git_repo.init(tmp_path / "mono")
@@ -158,7 +178,7 @@ def test_a_dvc_tracked_artifact_is_fetched_and_a_lost_one_fails(
     )
     cached = project / ".dvc" / "cache" / "files" / "md5" / MODEL_MD5[:2] / MODEL_MD5[2:]
     cached.parent.mkdir(parents=True)
-    shutil.copy(EXAMPLES / "models" / "model.pt", cached)
+    shutil.copy(example_model, cached)
     repo.commit(message="release")
     repo.git("tag", "v2.0.0")
     monkeypatch.chdir(project)
