@@ -7,6 +7,7 @@ Each module imports its heavy dependencies (torch, onnxruntime, DVC, matplotlib)
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from typing import Any
 
 from ci_checks.results import Report
@@ -66,8 +67,15 @@ def project_config(args: argparse.Namespace) -> tuple[dict[str, Any], str | None
     return _config.load_config(path, defaults=default_settings()), path
 
 
-def spec_ref(args: argparse.Namespace, config: dict[str, Any], path: str | None) -> str:
-    """The spec reference from --spec or [tool.ci-checks] spec, checked to exist before anything imports torch.
+def spec_ref(
+    args: argparse.Namespace,
+    config: Mapping[str, Any],
+    path: str | None,
+    *,
+    what: str = "training spec",
+    table: str = "[tool.ci-checks]",
+) -> str:
+    """The spec reference from --spec or `spec` in the table, checked to exist before anything imports torch.
 
     --spec is relative to the working directory; the configured spec to the pyproject.toml that declares it, so
     commands run from a subfolder find it.
@@ -84,7 +92,7 @@ def spec_ref(args: argparse.Namespace, config: dict[str, Any], path: str | None)
             spec = anchor_spec_ref(spec, os.path.dirname(os.path.abspath(path)))
     if not spec:
         raise UserError(
-            'no training spec: pass --spec FILE.py:FUNCTION or set spec = "..." under [tool.ci-checks]'
+            f'no {what}: pass --spec FILE.py:FUNCTION or set spec = "..." under {table}'
             + (f" in {path}" if path else "")
         )
     check_spec_ref(str(spec))

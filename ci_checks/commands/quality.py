@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ci_checks.commands import add_config_option, add_results_options, emit_results, project_config
+from ci_checks.commands import add_config_option, add_results_options, emit_results, project_config, spec_ref
 
 HELP = "model quality suites: slices, behavioural tests, calibration and hard examples, against the base (--base)"
 
@@ -86,24 +86,6 @@ def _anchored(path: str, config_path: str | None) -> str:
     return os.path.join(os.path.dirname(os.path.abspath(config_path)), path)
 
 
-def _spec_ref(args: argparse.Namespace, settings: Mapping[str, Any], config_path: str | None) -> str:
-    from ci_checks._errors import UserError
-    from ci_checks.spec import anchor_spec_ref, check_spec_ref
-
-    spec = args.spec
-    if not spec and settings.get("spec"):
-        spec = str(settings["spec"])
-        if config_path:
-            spec = anchor_spec_ref(spec, os.path.dirname(os.path.abspath(config_path)))
-    if not spec:
-        raise UserError(
-            'no quality spec: pass --spec FILE.py:FUNCTION or set spec = "..." under [tool.ci-checks.quality]'
-            + (f" in {config_path}" if config_path else "")
-        )
-    check_spec_ref(str(spec))
-    return str(spec)
-
-
 def run(args: argparse.Namespace) -> int:
     from ci_checks._errors import UserError
     from ci_checks.config import validate_section
@@ -118,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not 1 <= args.threads <= MAX_THREADS:
         raise UserError(f"--threads must be between 1 and {MAX_THREADS}, got {args.threads}")
-    ref = _spec_ref(args, settings, config_path)
+    ref = spec_ref(args, settings, config_path, what="quality spec", table="[tool.ci-checks.quality]")
     suites_dir = args.suites_dir or _anchored(str(settings["suites-dir"]), config_path)
     if args.mine is not None:
         from ci_checks.commands.golden import check_suite_name
