@@ -150,7 +150,7 @@ def check(session: Session) -> CheckResult:
         )
     try:
         with probe_mode(model, training=False):
-            causal, ahead = _causal_probe(h, model, n, base.detach(), tol)
+            causal, ahead = _causal_probe(h, model, n, base.detach(), tol, expect_causal=_next_token_targets(h))
     except Exception:  # the kit's probe: a model it cannot drive gives no verdict on its causal mask
         causal, ahead = False, None
     result.figures["causal"] = causal
@@ -159,12 +159,19 @@ def check(session: Session) -> CheckResult:
     if ahead is not None:
         src = "a later position's input" if ahead.source is None else f"position {ahead.source}'s input"
         result.figures.update(causal_leak=ahead.leak, causal_own_effect=ahead.own)
+        why = (
+            "the targets are the inputs shifted by one position (next-token prediction), so the model sees the "
+            "token it must predict - the causal mask is missing or not applied (a masked_fill whose result is "
+            "unused, a mask of ones, is_causal=False)"
+            if ahead.position == 0
+            else "though position 0's output ignores every later position as in a causal model - the causal mask "
+            "leaks: a view that mixes the time axis with the heads (q.view(B, nh, T, hs) instead of "
+            "q.view(B, T, nh, hs).transpose(1, 2)), or a mask shifted by one"
+        )
         result.add(
             "error",
             f"{NAME}: in sample 0, position {ahead.position}'s output depends on {src} (leak {ahead.leak:.3g} vs "
-            f"own effect {ahead.own:.3g}), though position 0's output ignores every later position as in a causal "
-            "model - the causal mask leaks: a view that mixes the time axis with the heads (q.view(B, nh, T, hs) "
-            "instead of q.view(B, T, nh, hs).transpose(1, 2)), or a mask shifted by one",
+            f"own effect {ahead.own:.3g}), {why}",
             location=h.spec.location,
             position=ahead.position,
             read_ahead_from=ahead.source,
@@ -384,8 +391,28 @@ class _CausalLeak(NamedTuple):
     own: float
 
 
-def _causal_probe(h: Any, model: Any, n: int, base: torch.Tensor, tol: float) -> tuple[bool, _CausalLeak | None]:
+def _next_token_targets(h: Any) -> bool:
+    """Whether the batch is next-token prediction: integer targets that are the inputs shifted one position along
+    the time axis (ignored targets, below 0, left out). Such a model must be causal whatever it looks like."""
+    import torch
+
+    x, y = h.inputs, h.targets
+    if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)) or x.dim() != 2 or x.shape != y.shape:
+        return False
+    if x.is_floating_point() or y.is_floating_point() or x.shape[1 - h.spec.batch_dim] < 3:
+        return False
+    time = 1 - h.spec.batch_dim
+    nxt, now = x.narrow(time, 1, x.shape[time] - 1), y.narrow(time, 0, y.shape[time] - 1)
+    kept = now >= 0
+    return bool(kept.sum() >= 2) and bool((now[kept] == nxt[kept]).all())
+
+
+def _causal_probe(
+    h: Any, model: Any, n: int, base: torch.Tensor, tol: float, *, expect_causal: bool = False
+) -> tuple[bool, _CausalLeak | None]:
     """Whether the model is a causal sequence model, and if so where an earlier position reads a later one.
+
+    With expect_causal (next-token targets), a position 0 that reads later positions is itself the leak.
 
     A causal model is one whose position 0 ignores every later input position. Cutting the sequence at a quarter,
     half and three quarters, the outputs before the cut must then ignore the inputs after it; a mask that leaks
@@ -398,8 +425,14 @@ def _causal_probe(h: Any, model: Any, n: int, base: torch.Tensor, tol: float) ->
         return False, None
     first, rest = [0], list(range(1, T))
     own0 = p.effect(p.outputs([0], first), 0, first)
-    if not own0 > 0 or not math.isfinite(own0) or not p.effect(p.outputs([0], rest), 0, first) <= tol * own0:
+    if not own0 > 0 or not math.isfinite(own0):
         return False, None
+    leak0 = p.effect(p.outputs([0], rest), 0, first)
+    if not leak0 <= tol * own0:
+        if not expect_causal or not math.isfinite(leak0):
+            return False, None
+        source = _bisect(rest, lambda ss: p.effect(p.outputs([0], ss), 0, first) > tol * own0)
+        return True, _CausalLeak(0, source, leak0, own0)
     own = p.effect(p.outputs([0], list(range(T))), 0)
     worst: _CausalLeak | None = None
     for cut in sorted({c for c in (T // 4, T // 2, 3 * T // 4) if 2 <= c < T}):

@@ -322,15 +322,20 @@ def batch_first_lstm_lm():
     }
 
 
+def bi_lstm_tagger():
+    """A bidirectional tagger: per-token tags, not the next token (a bi-LSTM fed next-token targets sees the answer,
+    which test_next_token_targets_need_a_causal_model fails)."""
+    x, _ = lstm_lm()["batch"]
+    return {**lstm_lm(), "model_factory": BidirectionalTagger, "batch": (x, (x * 7 + 3) % 20)}
+
+
 REALISTIC_PASSING = [
     pytest.param(gpt, "perturbing other samples", True, id="gpt-causal-attention-logits-loss-tuple"),
     pytest.param(attention_block, "input gradient", True, id="causal-attention-block-float-inputs"),
     pytest.param(lambda: pooling(1), "input gradient", False, id="softmax-over-instances"),
     pytest.param(lstm_lm, "perturbing other samples", True, id="time-major-lstm-lm-batch-dim-1"),
     pytest.param(batch_first_lstm_lm, "perturbing other samples", True, id="batch-first-lstm-lm-flattened-logits"),
-    pytest.param(
-        lambda: {**lstm_lm(), "model_factory": BidirectionalTagger}, "perturbing other samples", False, id="bi-lstm"
-    ),
+    pytest.param(bi_lstm_tagger, "perturbing other samples", False, id="bi-lstm"),
 ]
 
 
@@ -472,3 +477,53 @@ def test_a_model_without_input_gradients_is_probed_by_perturbation(make_spec):
     result = batch_independence(make_spec(model_factory=InplaceAfterSigmoid))
     assert result.status == "pass", result.summary
     assert result.figures["method"] == "perturbing other samples" and result.figures["own_effect"] > 0
+
+
+class TinyLM(nn.Module):
+    """One causal self-attention layer over token ids, GPT-style; `masked=False` drops the causal mask."""
+
+    def __init__(self, masked: bool = True, vocab: int = 12, d: int = 16, T: int = 8) -> None:
+        super().__init__()
+        self.masked = masked
+        self.tok = nn.Embedding(vocab, d)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.head = nn.Linear(d, vocab)
+        self.register_buffer("mask", torch.tril(torch.ones(T, T)))
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        x = self.tok(idx)
+        q, k, v = self.qkv(x).split(x.size(-1), dim=2)
+        att = q @ k.transpose(-2, -1) / x.size(-1) ** 0.5
+        if self.masked:
+            att = att.masked_fill(self.mask[: idx.size(1), : idx.size(1)] == 0, float("-inf"))
+        return self.head(x + att.softmax(-1) @ v)
+
+
+def _lm_batch(shifted: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.randint(0, 12, (6, 8), generator=torch.Generator().manual_seed(0))
+    y = torch.roll(x, -1, dims=1) if shifted else x.clone()
+    y[:, -1] = -1
+    return x, y
+
+
+def _lm_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=-1)
+
+
+@pytest.mark.parametrize(
+    ("masked", "shifted", "status"),
+    [
+        pytest.param(True, True, "pass", id="causal-lm"),
+        pytest.param(False, True, "fail", id="next-token-without-mask"),
+        pytest.param(False, False, "pass", id="bidirectional-tagger"),
+    ],
+)
+def test_next_token_targets_need_a_causal_model(make_spec, masked, shifted, status):
+    """Targets that are the inputs shifted by one are next-token prediction: a model whose first position reads
+    later ones sees the answer. Without shifted targets a bidirectional model is fine."""
+    spec = make_spec(model_factory=lambda: TinyLM(masked), batch=_lm_batch(shifted), loss_fn=_lm_loss)
+    result = batch_independence(spec)
+    assert result.status == status, result.summary
+    if status == "fail":
+        assert "position 0's output depends on position" in result.findings[0].message
+        assert "next-token prediction" in result.findings[0].message
